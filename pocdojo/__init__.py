@@ -1,0 +1,1 @@
+"""PoC Dojo: multi-tenant PoC registry, search and live dojos."""

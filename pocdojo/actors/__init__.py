@@ -1,0 +1,1 @@
+"""actors package (see ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""media package (see ARCHITECTURE.md)."""

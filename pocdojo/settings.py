@@ -1,0 +1,79 @@
+"""Typed settings parsed once from ``POCDOJO_*`` environment variables."""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+from urllib.parse import urlparse
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the platform; defaults run everything on one machine."""
+
+    model_config = SettingsConfigDict(env_prefix="POCDOJO_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    # The service connects as pocdojo_app (not owner, no BYPASSRLS); migrations as the owner.
+    database_url: str = "postgresql://pocdojo_app@127.0.0.1:5432/pocdojo"
+    owner_database_url: str = "postgresql://pocdojo_owner@127.0.0.1:5432/pocdojo"
+    # Superuser connection used only by `pocdojo db bootstrap` to create roles and databases.
+    admin_database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    db_command_timeout_s: float = 5.0
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    blob_url: str = "file://./var/blobs"
+    """``file:///abs/path`` or ``s3://bucket/prefix``."""
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    blob_signing_key: str = "dev-only-blob-signing-key-change-me"
+    upload_url_ttl_s: int = 900
+    download_url_ttl_s: int = 3600
+    max_media_bytes: int = 50 * 1024 * 1024
+
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    oidc_issuer: str = "http://127.0.0.1:8000/auth"
+    oidc_audience: str = "pocdojo"
+    oidc_jwks_url: str | None = None
+    """Defaults to discovery through ``{issuer}/.well-known/openid-configuration``."""
+    oidc_leeway_s: int = 30
+    oidc_jwks_cache_s: int = 600
+    claim_user_id: str = "sub"
+    claim_tenant_id: str = "custom:tenant_id"
+    claim_roles: str = "cognito:groups"
+    claim_email: str = "email"
+
+    dev_issuer_enabled: bool = True
+    dev_issuer_key_path: str = "./var/dev-issuer-key.pem"
+    dev_token_ttl_s: int = 3600
+
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8000
+    ray_address: str = "127.0.0.1:6380"
+    serve_config_path: str = "cluster/kuberay/serve-config.yaml"
+    request_timeout_s: float = 10.0
+
+    log_level: str = Field(default="INFO")
+
+    @field_validator("blob_url")
+    @classmethod
+    def _check_blob_url(cls, value: str) -> str:
+        scheme = urlparse(value).scheme
+        if scheme not in {"file", "s3"}:
+            raise ValueError("POCDOJO_BLOB_URL must start with file:// or s3://")
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, parsed once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Adapters to the outside world: Postgres, Redis, blob stores, search indexes."""
