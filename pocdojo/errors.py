@@ -49,6 +49,10 @@ class PayloadTooLarge(DomainError):
     status, title, type_slug = 413, "Payload too large", "payload-too-large"
 
 
+class UnsupportedMediaType(DomainError):
+    status, title, type_slug = 415, "Unsupported media type", "unsupported-media-type"
+
+
 class Unavailable(DomainError):
     """A dependency (database, Redis, blob store) cannot be reached right now."""
 

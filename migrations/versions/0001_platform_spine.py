@@ -157,18 +157,26 @@ def upgrade() -> None:
             where u.email = p_email::citext
             order by t.slug
         $$;
+    -- Operators' CLI (owner role) resolves a tenant slug; the services never need this.
+    create function auth_tenant_by_slug(p_slug text) returns uuid
+        language sql stable security definer
+        set search_path = public, pg_temp
+        as $$ select id from tenants where slug = p_slug $$;
+
     -- A new owner needs CREATE on the schema at the moment of the transfer, not after.
     grant create on schema public to pocdojo_auth;
     alter function auth_lookup(text) owner to pocdojo_auth;
+    alter function auth_tenant_by_slug(text) owner to pocdojo_auth;
     revoke create on schema public from pocdojo_auth;
-    revoke all on function auth_lookup(text) from public;
-    grant execute on function auth_lookup(text) to pocdojo_app;
+    revoke all on function auth_lookup(text), auth_tenant_by_slug(text) from public;
+    grant execute on function auth_lookup(text) to pocdojo_app, pocdojo_owner;
+    grant execute on function auth_tenant_by_slug(text) to pocdojo_owner;
     """)
 
 
 def downgrade() -> None:
     op.execute("""
-    drop function if exists auth_lookup(text);
+    drop function if exists auth_lookup(text), auth_tenant_by_slug(text);
     drop table if exists idempotency_keys, outbox, poc_media, pocs, memberships, users, tenants;
     drop function if exists app_current_tenant();
     """)

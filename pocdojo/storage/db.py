@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from types import TracebackType
+from typing import Self, cast
 
 import asyncpg
 
@@ -32,7 +33,12 @@ class Database:
     """
 
     def __init__(
-        self, dsn: str, *, min_size: int = 0, max_size: int = 10, command_timeout: float = 5.0
+        self,
+        dsn: str,
+        *,
+        min_size: int = 0,
+        max_size: int = 10,
+        command_timeout: float = 5.0,
     ) -> None:
         self._dsn = dsn
         self._min_size = min_size
@@ -40,7 +46,7 @@ class Database:
         self._command_timeout = command_timeout
         self._pool: asyncpg.Pool | None = None
 
-    async def __aenter__(self) -> Database:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -81,10 +87,9 @@ class Database:
         The setting ends with the transaction, so a pooled connection never carries a
         tenant into the next request. Row-level security reads it in every policy.
         """
-        async with self._translate_errors(), self.pool.acquire() as conn:
-            async with conn.transaction():
-                await conn.execute("select set_config('app.tenant_id', $1, true)", str(tenant_id))
-                yield conn
+        async with self._translate_errors(), self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("select set_config('app.tenant_id', $1, true)", str(tenant_id))
+            yield cast(asyncpg.Connection, conn)
 
     @contextlib.asynccontextmanager
     async def global_tx(self) -> AsyncIterator[asyncpg.Connection]:
@@ -92,9 +97,8 @@ class Database:
 
         Row-level security hides every tenant row from it.
         """
-        async with self._translate_errors(), self.pool.acquire() as conn:
-            async with conn.transaction():
-                yield conn
+        async with self._translate_errors(), self.pool.acquire() as conn, conn.transaction():
+            yield cast(asyncpg.Connection, conn)
 
     async def ping(self) -> None:
         async with self._translate_errors(), self.pool.acquire() as conn:

@@ -1,0 +1,1 @@
+"""Starlette apps, one module per service, plus the Ray Serve deployment graph."""

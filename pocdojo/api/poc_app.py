@@ -1,0 +1,64 @@
+"""The PoC registry service (poc-api) as a Starlette app, and the local all-in-one app."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+from pocdojo.api import openapi
+from pocdojo.api.context import open_services
+from pocdojo.api.identity import create_identity_app
+from pocdojo.api.metrics import MetricsMiddleware
+from pocdojo.api.pocs import json_response
+from pocdojo.api.problems import EXCEPTION_HANDLERS
+from pocdojo.settings import Settings, get_settings
+
+
+async def openapi_json(request: Request) -> Response:
+    return json_response(openapi.document())
+
+
+def create_poc_app(settings: Settings | None = None) -> Starlette:
+    """poc-api: PoCs, media, tenant members, health, metrics and the OpenAPI document."""
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with open_services(settings) as services:
+            yield {"services": services}
+
+    routes = [route for spec in openapi.all_specs() for route in spec.routes()]
+    routes.append(Route("/v1/openapi.json", openapi_json, methods=["GET"]))
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(MetricsMiddleware, service="poc-api")],
+    )
+
+
+def create_local_app(settings: Settings | None = None) -> Starlette:
+    """Every service in one ASGI app, for plain uvicorn (tests, benchmark baseline)."""
+    settings = settings or get_settings()
+    identity = create_identity_app(settings)
+    pocs_app = create_poc_app(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with (
+            identity.router.lifespan_context(identity),
+            pocs_app.router.lifespan_context(pocs_app),
+        ):
+            yield
+
+    return Starlette(
+        routes=[Mount("/auth", app=identity), Mount("/", app=pocs_app)],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,1 @@
+"""OIDC token verification, the local dev issuer, roles and the tenant context."""

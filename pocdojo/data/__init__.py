@@ -1,0 +1,1 @@
+"""Bundled static data files (language catalogue, ...)."""

@@ -1,0 +1,1 @@
+"""Pure domain logic: language catalogue, seed corpus, ..."""

@@ -1,0 +1,35 @@
+"""The transactional outbox: events written in the same transaction as the change."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+
+from pocdojo.types import TenantId
+
+
+async def record_event(
+    conn: asyncpg.Connection,
+    tenant_id: TenantId,
+    *,
+    topic: str,
+    event_type: str,
+    aggregate_id: uuid.UUID,
+    payload: dict[str, Any],
+    traceparent: str | None = None,
+) -> int:
+    """Append one event; it is published only if the surrounding transaction commits."""
+    event_id: int = await conn.fetchval(
+        """insert into outbox (tenant_id, topic, event_type, aggregate_id, payload, traceparent)
+           values ($1, $2, $3, $4, $5::jsonb, $6) returning id""",
+        tenant_id,
+        topic,
+        event_type,
+        aggregate_id,
+        json.dumps(payload, default=str),
+        traceparent,
+    )
+    return event_id
