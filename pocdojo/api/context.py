@@ -76,7 +76,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 
 
 def services(request: Request) -> Services:
-    found: Services = request.state.services
+    found: Services = request.app.state.services
     return found
 
 

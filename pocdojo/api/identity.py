@@ -81,11 +81,11 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 async def discovery(request: Request) -> Response:
-    return _json(request.state.issuer.discovery())
+    return _json(request.app.state.issuer.discovery())
 
 
 async def jwks(request: Request) -> Response:
-    response = _json(request.state.issuer.jwks())
+    response = _json(request.app.state.issuer.jwks())
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
@@ -97,7 +97,7 @@ async def token(request: Request) -> Response:
     email, password = form.get("username", "").strip(), form.get("password", "")
     if not email or not password:
         return _grant_error("invalid_request", "username and password are required")
-    db: Database = request.state.db
+    db: Database = request.app.state.db
     async with db.global_tx() as conn:
         candidates = await login_candidates(conn, email)
     stored = candidates[0].password_hash if candidates else _dummy_hash()
@@ -116,7 +116,7 @@ async def token(request: Request) -> Response:
             else "not a member of that tenant",
         )
     chosen = candidates[0]
-    issued = request.state.issuer.issue(
+    issued = request.app.state.issuer.issue(
         user_id=chosen.user_id,
         tenant_id=chosen.tenant_id,
         roles=[chosen.role],
@@ -138,9 +138,11 @@ def create_identity_app(settings: Settings | None = None) -> Starlette:
     issuer = make_dev_issuer(settings)  # raises in production, before anything listens
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with Database(settings.database_url, max_size=4) as db:
-            yield {"db": db, "issuer": issuer}
+            app.state.db = db
+            app.state.issuer = issuer
+            yield
 
     return Starlette(
         routes=[

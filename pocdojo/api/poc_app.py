@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -30,9 +29,12 @@ def create_poc_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # On app.state, not lifespan state: Ray Serve runs the lifespan but does not pass
+        # its state into request scopes.
         async with open_services(settings) as services:
-            yield {"services": services}
+            app.state.services = services
+            yield
 
     routes = [route for spec in openapi.all_specs() for route in spec.routes()]
     routes.append(Route("/v1/openapi.json", openapi_json, methods=["GET"]))

@@ -1,0 +1,165 @@
+"""Real services for the whole suite: Postgres (database pocdojo_test), Redis, and the
+platform's ASGI app under a real uvicorn server on loopback. Each test gets fresh tenants."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+import uvicorn
+
+from pocdojo import admin
+from pocdojo.api.identity import make_dev_issuer
+from pocdojo.api.poc_app import create_local_app
+from pocdojo.auth.dev_issuer import DevIssuer
+from pocdojo.settings import Settings
+from pocdojo.storage import schema
+from pocdojo.storage.db import Database
+from pocdojo.types import Role, TenantId, UserId
+
+TEST_DB = "pocdojo_test"
+PASSWORD = "correct horse battery staple"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    var = tmp_path_factory.mktemp("var")
+    return Settings(
+        env="test",
+        database_url=f"postgresql://pocdojo_app@127.0.0.1:5432/{TEST_DB}",
+        owner_database_url=f"postgresql://pocdojo_owner@127.0.0.1:5432/{TEST_DB}",
+        redis_url="redis://127.0.0.1:6379/15",
+        blob_url=f"file://{var / 'blobs'}",
+        public_base_url=base,
+        oidc_issuer=f"{base}/auth",
+        dev_issuer_key_path=str(var / "dev-issuer-key.pem"),
+        serve_port=port,
+    )
+
+
+@pytest.fixture(scope="session")
+def migrated(settings: Settings) -> None:
+    asyncio.run(schema.bootstrap(settings.admin_database_url, TEST_DB))
+    schema.migrate(settings.owner_database_url)
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # running in a thread
+        pass
+
+
+@pytest.fixture(scope="session")
+def server(settings: Settings, migrated: None) -> Iterator[str]:
+    """The platform under plain uvicorn in a thread: real HTTP on loopback."""
+    config = uvicorn.Config(
+        create_local_app(settings),
+        host="127.0.0.1",
+        port=settings.serve_port,
+        log_level="warning",
+        lifespan="on",
+    )
+    srv = _Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.05)
+    yield settings.public_base_url
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def issuer(settings: Settings) -> DevIssuer:
+    return make_dev_issuer(settings)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def owner_db(settings: Settings, migrated: None) -> AsyncIterator[Database]:
+    async with Database(settings.owner_database_url, max_size=4) as db:
+        yield db
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def client(server: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server, timeout=15) as c:
+        yield c
+
+
+@dataclass
+class TenantUser:
+    user_id: UserId
+    email: str
+    role: Role
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class TenantFixture:
+    id: TenantId
+    slug: str
+    admin: TenantUser
+    member: TenantUser
+    other_member: TenantUser
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def make_tenant(owner_db: Database, issuer: DevIssuer):  # type: ignore[no-untyped-def]
+    """Factory: a fresh tenant with an admin and two members, each with a token."""
+
+    async def make() -> TenantFixture:
+        slug = f"t-{uuid.uuid4().hex[:12]}"
+        tenant_id = await admin.create_tenant(owner_db, slug, f"Tenant {slug}")
+        users = []
+        for name, role in (("admin", Role.ADMIN), ("member", Role.MEMBER), ("other", Role.MEMBER)):
+            email = f"{name}-{slug}@example.test"
+            user_id = await admin.add_user(
+                owner_db, tenant_id, email=email, display_name=name, role=role, password=PASSWORD
+            )
+            token = issuer.issue(
+                user_id=user_id, tenant_id=tenant_id, roles=[role], email=email
+            ).access_token
+            users.append(TenantUser(user_id, email, role, token))
+        return TenantFixture(tenant_id, slug, *users)
+
+    return make
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def tenant(make_tenant) -> TenantFixture:  # type: ignore[no-untyped-def]
+    result: TenantFixture = await make_tenant()
+    return result
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def other_tenant(make_tenant) -> TenantFixture:  # type: ignore[no-untyped-def]
+    result: TenantFixture = await make_tenant()
+    return result
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
