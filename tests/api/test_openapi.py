@@ -1,0 +1,37 @@
+"""The OpenAPI document in the repo, the served one and the app's routes agree."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from starlette.routing import Mount, Route
+
+from pocdojo.api import openapi
+from pocdojo.api.poc_app import create_poc_app
+from pocdojo.settings import Settings
+from tests.conftest import repo_root
+
+
+def test_repo_copy_is_current() -> None:
+    committed = (repo_root() / "openapi.json").read_text()
+    assert committed == openapi.render(), "run `pocdojo openapi --write` and commit openapi.json"
+
+
+def test_routes_and_document_match(settings: Settings) -> None:
+    app = create_poc_app(settings)
+    served: set[tuple[str, str]] = set()
+    for route in app.routes:
+        assert not isinstance(route, Mount)
+        assert isinstance(route, Route)
+        path = route.path.replace(":path}", "}")
+        served |= {(m, path) for m in (route.methods or set()) if m != "HEAD"}
+    doc = json.loads((repo_root() / "openapi.json").read_text())
+    documented = {(m.upper(), p) for p, item in doc["paths"].items() for m in item}
+    assert served == documented
+    assert doc["openapi"].startswith("3.1")
+
+
+async def test_served_document_is_the_repo_copy(client: httpx.AsyncClient) -> None:
+    served = (await client.get("/v1/openapi.json")).json()
+    assert served == json.loads((repo_root() / "openapi.json").read_text())
