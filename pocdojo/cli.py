@@ -10,8 +10,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pocdojo import admin, local_cluster
 from pocdojo.errors import DomainError
 from pocdojo.settings import Settings, get_settings
@@ -106,12 +104,10 @@ def _serve_config(settings: Settings) -> Path:
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
-    config = _serve_config(settings)
-    apps = [a["name"] for a in yaml.safe_load(config.read_text())["applications"]]
     started = local_cluster.start_ray(settings)
     print("started a local Ray head" if started else f"using Ray at {settings.ray_address}")
-    local_cluster.deploy(settings, config)
-    local_cluster.wait_until_running(apps)
+    apps = local_cluster.deploy(settings, _serve_config(settings))
+    local_cluster.wait_until_running(settings, apps)
     base = f"http://{settings.serve_host}:{settings.serve_port}"
     local_cluster.wait_for_http(f"{base}/healthz")
     print(f"PoC Dojo is up at {base}  (applications: {', '.join(apps)})")
@@ -136,8 +132,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_down(settings: Settings, args: argparse.Namespace) -> None:
-    local_cluster.shutdown_serve()
-    local_cluster.stop_ray()
+    local_cluster.shutdown_serve(settings)
+    local_cluster.stop_ray(settings)
     print("PoC Dojo stopped")
 
 

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     serve_host: str = "127.0.0.1"
     serve_port: int = 8000
     ray_address: str = "127.0.0.1:6380"
+    """GCS address of the local head (6379 is Redis's port)."""
+    ray_dashboard_port: int = 8265
+    ray_port_base: int = 0
+    """Offset for the local cluster's other fixed ports (agent, client server, HAProxy
+    stats/metrics, ingress range), so a second cluster (the end-to-end tests') fits."""
+    ray_temp_dir: str | None = None
     serve_config_path: str = "cluster/kuberay/serve-config.yaml"
     request_timeout_s: float = 10.0
 

@@ -1,0 +1,78 @@
+"""End to end through the real Ray Serve HTTP ingress (HAProxy), on a cluster of its own.
+
+The cluster uses shifted ports and its own temp dir, so it runs beside a developer's
+`pocdojo up` without touching it; it is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pocdojo import local_cluster
+from pocdojo.settings import Settings
+from tests.conftest import TenantFixture, free_port
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def serve_url(settings: Settings, migrated: None) -> Iterator[str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    temp_dir = tempfile.mkdtemp(prefix="ray-e2e-", dir="/tmp")
+    cluster = settings.model_copy(
+        update={
+            "serve_port": port,
+            "public_base_url": base,
+            # Same issuer as the test tokens: the key file is shared; JWKS come from the
+            # uvicorn test server's issuer endpoint.
+            "ray_address": f"127.0.0.1:{free_port()}",
+            "ray_dashboard_port": free_port(),
+            "ray_port_base": 200 + os.getpid() % 100,
+            "ray_temp_dir": temp_dir,
+        }
+    )
+    config = Path(__file__).resolve().parents[2] / "cluster/kuberay/serve-config.yaml"
+    local_cluster.start_ray(cluster)
+    try:
+        apps = local_cluster.deploy(cluster, config)
+        local_cluster.wait_until_running(cluster, apps, timeout_s=240)
+        local_cluster.wait_for_http(f"{base}/healthz", timeout_s=60)
+        yield base
+    finally:
+        local_cluster.shutdown_serve(cluster)
+        local_cluster.stop_ray(cluster)
+
+
+async def test_create_and_find_a_poc_through_serve(
+    serve_url: str, server: str, tenant: TenantFixture, other_tenant: TenantFixture
+) -> None:
+    async with httpx.AsyncClient(base_url=serve_url, timeout=30) as client:
+        assert (await client.get("/readyz")).status_code == 200
+        created = await client.post(
+            "/v1/pocs",
+            json={"name": "Integração via Serve", "languages": ["kotlin"], "tags": ["e2e"]},
+            headers=tenant.member.headers,
+        )
+        assert created.status_code == 201, created.text
+        poc_id = created.json()["id"]
+        got = await client.get(f"/v1/pocs/{poc_id}", headers=tenant.member.headers)
+        assert got.json()["name"] == "Integração via Serve"
+        listed = await client.get("/v1/pocs", params={"tag": "e2e"}, headers=tenant.member.headers)
+        assert [p["id"] for p in listed.json()["items"]] == [poc_id]
+        foreign = await client.get(f"/v1/pocs/{poc_id}", headers=other_tenant.admin.headers)
+        assert foreign.status_code == 404
+        assert foreign.headers["content-type"] == "application/problem+json"
+        token = await client.post(
+            "/auth/token",
+            data={"grant_type": "password", "username": tenant.member.email, "password": "x"},
+        )
+        assert token.status_code == 400  # the identity deployment answers, wrong password
+        metrics = await client.get("/metrics")
+        assert 'pocdojo_http_requests_total{method="POST",route="/v1/pocs"' in metrics.text
