@@ -200,10 +200,43 @@ def tree(root: psutil.Process) -> list[psutil.Process]:
         return [root]
 
 
+def host_busy(before: Any, after: Any) -> float:
+    """Busy share of every core between two ``psutil.cpu_times()`` readings."""
+    idle = (after.idle + getattr(after, "iowait", 0.0)) - (
+        before.idle + getattr(before, "iowait", 0.0)
+    )
+    total = sum(after) - sum(before)
+    return 100.0 * (1.0 - idle / total) if total > 0 else 0.0
+
+
+def warn_if_busy() -> None:
+    """Other load on the 2 cores skews every figure: say so before measuring."""
+    procs = list(psutil.process_iter(["pid", "name", "cpu_times"]))
+    before = psutil.cpu_times()
+    time.sleep(2.0)
+    busy = host_busy(before, psutil.cpu_times())
+    if busy < 20.0:
+        log(f"machine idle before the run: {busy:.0f}% busy")
+        return
+    used: list[tuple[float, str]] = []
+    for proc in procs:
+        start = proc.info.get("cpu_times")
+        try:
+            end = proc.cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if start is not None:
+            delta = end.user + end.system - start.user - start.system
+            used.append((delta, f"{proc.info['name']}({proc.info['pid']})"))
+    names = ", ".join(name for _, name in sorted(used, reverse=True)[:5])
+    log(f"WARNING: the machine is {busy:.0f}% busy before the run ({names}): figures will be low")
+
+
 @dataclass
 class Usage:
     peak_rss_mib: float = 0.0
     cpu_percent: float = 0.0  # 100 = one core
+    host_busy_percent: float = 0.0  # the whole machine, 100 = every core busy
 
 
 class UsageSampler:
@@ -217,6 +250,7 @@ class UsageSampler:
         self._start_cpu: dict[int, float] = {}
         self._procs: list[psutil.Process] = []
         self._t0 = 0.0
+        self._host0 = psutil.cpu_times()
 
     @staticmethod
     def _cpu(proc: psutil.Process) -> float | None:
@@ -246,6 +280,7 @@ class UsageSampler:
             if cpu is not None:
                 self._start_cpu[proc.pid] = cpu
         self._t0 = time.monotonic()
+        self._host0 = psutil.cpu_times()
         self._sample()
         self._thread.start()
         return self
@@ -261,7 +296,11 @@ class UsageSampler:
             end = self._cpu(proc)
             if end is not None and proc.pid in self._start_cpu:
                 used += end - self._start_cpu[proc.pid]
-        return Usage(peak_rss_mib=self._peak / 2**20, cpu_percent=100.0 * used / wall)
+        return Usage(
+            peak_rss_mib=self._peak / 2**20,
+            cpu_percent=100.0 * used / wall,
+            host_busy_percent=host_busy(self._host0, psutil.cpu_times()),
+        )
 
 
 # --------------------------------------------------------------------------- servers
@@ -550,6 +589,7 @@ def bench(args: argparse.Namespace) -> list[Result]:
         platform_up(args.skip_serve_start) as serve_up,
     ):
         workdir = Path(tmp)
+        warn_if_busy()
         token = get_token()
         log(f"token for {BENCH_EMAIL}: ok")
         with baseline_server(workdir) as baseline_proc:
@@ -575,6 +615,10 @@ def bench(args: argparse.Namespace) -> list[Result]:
                 for side in sides:
                     result = bench_case(wrk, side, case, args, env, finders[side])
                     results.append(result)
+                    log(
+                        f"  {result.rps:,.0f} req/s, p99 {result.p99:.2f} ms, "
+                        f"machine {result.usage.host_busy_percent:.0f}% busy"
+                    )
                     if result.errors:
                         log(f"  {result.errors} errors: {result.error_detail}")
     print()

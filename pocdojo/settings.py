@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     # The service connects as pocdojo_app (not owner, no BYPASSRLS); migrations as the owner.
     database_url: str = "postgresql://pocdojo_app@127.0.0.1:5432/pocdojo"
     owner_database_url: str = "postgresql://pocdojo_owner@127.0.0.1:5432/pocdojo"
+    # The search service's own role: reads and writes only the search schema.
+    search_database_url: str = "postgresql://pocdojo_search@127.0.0.1:5432/pocdojo"
+    search_backend: Literal["postgres", "opensearch"] = "postgres"
+    opensearch_url: str | None = None
     # Superuser connection used only by `pocdojo db bootstrap` to create roles and databases.
     admin_database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     db_pool_min: int = 1

@@ -16,8 +16,8 @@ REQUESTS = Counter(
 )
 LATENCY = Histogram(
     "pocdojo_http_request_duration_seconds",
-    "HTTP request latency by service, route template and method",
-    ["service", "route", "method"],
+    "HTTP request latency by service, route template, method and status",
+    ["service", "route", "method", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
@@ -49,7 +49,9 @@ class MetricsMiddleware:
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "GET")
             REQUESTS.labels(self.service, template, method, str(status)).inc()
-            LATENCY.labels(self.service, template, method).observe(time.perf_counter() - start)
+            LATENCY.labels(self.service, template, method, str(status)).observe(
+                time.perf_counter() - start
+            )
 
 
 async def metrics_endpoint(request: Request) -> Response:

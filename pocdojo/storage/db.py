@@ -100,6 +100,13 @@ class Database:
         async with self._translate_errors(), self.pool.acquire() as conn, conn.transaction():
             yield cast(asyncpg.Connection, conn)
 
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection with no tenant and no transaction: for schemas without
+        row-level security (the search projection, read by its own role)."""
+        async with self._translate_errors(), self.pool.acquire() as conn:
+            yield cast(asyncpg.Connection, conn)
+
     async def ping(self) -> None:
         async with self._translate_errors(), self.pool.acquire() as conn:
             await conn.fetchval("select 1")

@@ -20,6 +20,8 @@ ROLES: dict[str, str] = {
     "pocdojo_app": "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS",
     # The outbox relay: reads every tenant's events through a policy of its own.
     "pocdojo_relay": "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS",
+    # The search service: reads and writes only its own schema (the search projection).
+    "pocdojo_search": "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS",
     # Owns the single SECURITY DEFINER login lookup; cannot log in.
     "pocdojo_auth": "NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS",
 }
@@ -54,7 +56,9 @@ async def bootstrap(admin_url: str, database: str) -> None:
     try:
         for extension in EXTENSIONS:
             await conn.execute(f"create extension if not exists {extension}")
-        await conn.execute(f'grant connect on database "{database}" to pocdojo_app, pocdojo_relay')
+        await conn.execute(
+            f'grant connect on database "{database}" to pocdojo_app, pocdojo_relay, pocdojo_search'
+        )
     finally:
         await conn.close()
 

@@ -1,0 +1,60 @@
+"""Accent- and case-insensitive text: folding, query terms and highlighting."""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+_TERM = re.compile(r"[a-z0-9]+")
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_char(char: str) -> str:
+    base = unicodedata.normalize("NFKD", char)[:1] or char
+    folded = base.lower()
+    return folded if len(folded) == 1 else char.lower()[:1] or char
+
+
+def fold(text: str) -> str:
+    """Lowercase without accents, one character for one (``Integração`` -> ``integracao``).
+
+    Keeping the length lets a match found in the folded text be highlighted in the original.
+    """
+    return "".join(_fold_char(c) if not c.isascii() else c.lower() for c in text)
+
+
+def terms(text: str) -> list[str]:
+    """The searchable words of a query: folded ASCII letters and digits, in order.
+
+    Anything else (SQL or Lucene syntax, wildcards, quotes) is a separator, never syntax.
+    """
+    return _TERM.findall(fold(text))
+
+
+def highlight(text: str, words: list[str], *, prefix: bool = True, width: int | None = None) -> str:
+    """``text`` with the words (as prefixes of its words) wrapped in ``<mark>``.
+
+    With ``width``, only a fragment of about that many characters around the first match.
+    """
+    folded = fold(text)
+    spans: list[tuple[int, int]] = []
+    for word in set(words):
+        pattern = rf"\b{re.escape(word)}" + ("" if prefix else r"\b")
+        spans += [(m.start(), m.end()) for m in re.finditer(pattern, folded)]
+    if not spans:
+        return ""
+    spans.sort()
+    start, end = 0, len(text)
+    if width is not None and len(text) > width:
+        start = max(0, spans[0][0] - width // 3)
+        end = min(len(text), start + width)
+    out: list[str] = ["…" if start > 0 else ""]
+    cursor = start
+    for s, e in spans:
+        if s < cursor or e > end:
+            continue
+        out += [text[cursor:s], "<mark>", text[s:e], "</mark>"]
+        cursor = e
+    out += [text[cursor:end], "…" if end < len(text) else ""]
+    return "".join(out)

@@ -1,0 +1,360 @@
+"""PostgresSearch: the default SearchIndex, over the ``search`` schema.
+
+Every statement carries ``tenant_id = $1`` (the first column of every index); there is no
+method without a tenant. Names match by word prefix (tsquery ``:*`` on weight A), by
+trigram word similarity (typos) and descriptions by full text (weight D).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import Counter
+from typing import Any
+
+import asyncpg
+
+from pocdojo.domain.text import fold, highlight, terms
+from pocdojo.errors import FieldError, ValidationFailed
+from pocdojo.storage.db import Database
+from pocdojo.storage.search import (
+    FACET_SIZE,
+    MAX_LIMIT,
+    FacetCount,
+    SearchDoc,
+    SearchHit,
+    SearchQuery,
+    SearchResult,
+    Suggestion,
+    decode_cursor,
+    encode_cursor,
+)
+from pocdojo.types import TenantId
+
+# Facets are counted over at most this many matching documents; below it they are exact.
+FACET_CAP = 20_000
+_TIER_EXACT, _TIER_PREFIX, _TIER_FUZZY, _TIER_TEXT = 4, 3, 2, 1
+
+
+class _Sql:
+    """Collects a WHERE clause and its bind arguments; the tenant is always ``$1``."""
+
+    def __init__(self, tenant_id: TenantId) -> None:
+        self.args: list[Any] = [tenant_id]
+        self.where: list[str] = ["tenant_id = $1", "not deleted"]
+
+    def arg(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+
+class PostgresSearch:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # -- writes -------------------------------------------------------------------------
+
+    async def upsert(self, tenant_id: TenantId, doc: SearchDoc) -> bool:
+        async with self._db.connection() as conn, conn.transaction():
+            return await self._upsert(conn, tenant_id, doc)
+
+    async def _upsert(self, conn: asyncpg.Connection, tenant_id: TenantId, doc: SearchDoc) -> bool:
+        old = await conn.fetchrow(
+            "select version, deleted, languages, tags from search.pocs "
+            "where tenant_id = $1 and id = $2 for update",
+            tenant_id,
+            doc.id,
+        )
+        if old is not None and old["version"] >= doc.version:
+            return False  # a replay or an out-of-order older event
+        await conn.execute(
+            """insert into search.pocs as p (tenant_id, id, version, deleted, name, name_norm,
+                   description, tsv, languages, tags, owner_id, status, built_on, year,
+                   created_at, updated_at, indexed_at)
+               values ($1, $2, $3, false, $4, $5, $6,
+                   setweight(to_tsvector('simple', $5), 'A')
+                   || setweight(to_tsvector('simple', $7), 'D'),
+                   $8, $9, $10, $11, $12, $13, $14, $15, now())
+               on conflict (tenant_id, id) do update set
+                   version = excluded.version, deleted = false, name = excluded.name,
+                   name_norm = excluded.name_norm, description = excluded.description,
+                   tsv = excluded.tsv, languages = excluded.languages, tags = excluded.tags,
+                   owner_id = excluded.owner_id, status = excluded.status,
+                   built_on = excluded.built_on, year = excluded.year,
+                   created_at = excluded.created_at, updated_at = excluded.updated_at,
+                   indexed_at = now()""",
+            tenant_id,
+            doc.id,
+            doc.version,
+            doc.name,
+            fold(doc.name),
+            doc.description,
+            fold(doc.description),
+            list(doc.languages),
+            list(doc.tags),
+            doc.owner_id,
+            doc.status,
+            doc.built_on,
+            doc.built_on.year,
+            doc.created_at,
+            doc.updated_at,
+        )
+        live_before = old is not None and not old["deleted"]
+        await self._count_terms(
+            conn,
+            tenant_id,
+            before=(old["languages"], old["tags"]) if live_before and old else ([], []),
+            after=(list(doc.languages), list(doc.tags)),
+        )
+        return True
+
+    async def delete(self, tenant_id: TenantId, poc_id: uuid.UUID, version: int) -> bool:
+        async with self._db.connection() as conn, conn.transaction():
+            old = await conn.fetchrow(
+                "select version, deleted, languages, tags from search.pocs "
+                "where tenant_id = $1 and id = $2 for update",
+                tenant_id,
+                poc_id,
+            )
+            if old is not None and old["version"] >= version:
+                return False
+            await conn.execute(
+                """insert into search.pocs (tenant_id, id, version, deleted)
+                   values ($1, $2, $3, true)
+                   on conflict (tenant_id, id) do update set version = excluded.version,
+                       deleted = true, name = '', name_norm = '', description = '',
+                       tsv = ''::tsvector, languages = '{}', tags = '{}', indexed_at = now()""",
+                tenant_id,
+                poc_id,
+                version,
+            )
+            if old is not None and not old["deleted"]:
+                await self._count_terms(
+                    conn, tenant_id, before=(old["languages"], old["tags"]), after=([], [])
+                )
+            return True
+
+    @staticmethod
+    async def _count_terms(
+        conn: asyncpg.Connection,
+        tenant_id: TenantId,
+        *,
+        before: tuple[list[str], list[str]],
+        after: tuple[list[str], list[str]],
+    ) -> None:
+        for kind, old, new in (
+            ("language", before[0], after[0]),
+            ("tag", before[1], after[1]),
+        ):
+            added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
+            if added:
+                await conn.execute(
+                    """insert into search.terms (tenant_id, kind, value, docs)
+                       select $1, $2, v, 1 from unnest($3::text[]) v
+                       on conflict (tenant_id, kind, value)
+                       do update set docs = search.terms.docs + 1""",
+                    tenant_id,
+                    kind,
+                    added,
+                )
+            if removed:
+                await conn.execute(
+                    "update search.terms set docs = greatest(docs - 1, 0) "
+                    "where tenant_id = $1 and kind = $2 and value = any($3::text[])",
+                    tenant_id,
+                    kind,
+                    removed,
+                )
+
+    async def replace_tenant(self, tenant_id: TenantId, docs: list[SearchDoc]) -> int:
+        """One transaction: readers keep seeing the old state until it commits."""
+        keep = [d.id for d in docs]
+        async with self._db.connection() as conn, conn.transaction():
+            for doc in docs:
+                await self._upsert(conn, tenant_id, doc)
+            await conn.execute(
+                """update search.pocs set deleted = true, name = '', name_norm = '',
+                       description = '', tsv = ''::tsvector, languages = '{}', tags = '{}'
+                   where tenant_id = $1 and not deleted and id <> all($2::uuid[])""",
+                tenant_id,
+                keep,
+            )
+            # Recount the typeahead terms from the documents themselves.
+            await conn.execute("delete from search.terms where tenant_id = $1", tenant_id)
+            await conn.execute(
+                """insert into search.terms (tenant_id, kind, value, docs)
+                   select $1, 'language', v, count(*) from search.pocs, unnest(languages) v
+                   where tenant_id = $1 and not deleted group by v
+                   union all
+                   select $1, 'tag', v, count(*) from search.pocs, unnest(tags) v
+                   where tenant_id = $1 and not deleted group by v""",
+                tenant_id,
+            )
+        return len(docs)
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def search(self, tenant_id: TenantId, query: SearchQuery) -> SearchResult:
+        if not 1 <= query.limit <= MAX_LIMIT:
+            raise ValidationFailed([FieldError("query.limit", f"from 1 to {MAX_LIMIT}")])
+        sql = _Sql(tenant_id)
+        self._filters(sql, query)
+        words = terms(query.q)
+        if query.q.strip() and not words:
+            return SearchResult([], [], [], None)  # only punctuation: nothing can match
+        tier = "0"
+        if words:
+            q_norm = sql.arg(" ".join(words))
+            prefix = sql.arg(" & ".join(f"{w}:*A" for w in words))
+            text = sql.arg(" & ".join(words))
+            sql.where.append(
+                f"(tsv @@ to_tsquery('simple', {prefix}) or {q_norm} <% name_norm "
+                f"or tsv @@ to_tsquery('simple', {text}))"
+            )
+            tier = (
+                f"case when name_norm = {q_norm} then {_TIER_EXACT} "
+                f"when tsv @@ to_tsquery('simple', {prefix}) then {_TIER_PREFIX} "
+                f"when {q_norm} <% name_norm then {_TIER_FUZZY} else {_TIER_TEXT} end"
+            )
+        sort = query.sort if words or query.sort != "relevance" else "newest"
+        order, key_columns = {
+            "relevance": ("tier desc, created_at desc, id desc", ("tier", "created_at", "id")),
+            "newest": ("created_at desc, id desc", ("created_at", "id")),
+            "name": ("name_norm asc, id asc", ("name_norm", "id")),
+        }[sort]
+        where = " and ".join(sql.where)
+        facet_args = list(sql.args)
+        outer = ""
+        if query.cursor:
+            outer = "where " + self._after(sql, sort, decode_cursor(query.cursor))
+        rows = await self._fetch(
+            f"""select * from (
+                    select id, name, name_norm, description, languages, tags, owner_id,
+                           status, built_on, created_at, {tier} as tier
+                    from search.pocs where {where}) matched
+                {outer} order by {order} limit {sql.arg(query.limit + 1)}""",
+            sql.args,
+        )
+        languages, tags = await self._facets(where, facet_args)
+        hits = [self._hit(r, words) for r in rows[: query.limit]]
+        next_cursor = None
+        if len(rows) > query.limit:
+            last = rows[query.limit - 1]
+            next_cursor = encode_cursor([sort, *(self._key(last[c]) for c in key_columns)])
+        return SearchResult(hits, languages, tags, next_cursor)
+
+    @staticmethod
+    def _key(value: Any) -> Any:
+        return (
+            value.isoformat()
+            if isinstance(value, dt.datetime)
+            else str(value)
+            if isinstance(value, uuid.UUID)
+            else value
+        )
+
+    @staticmethod
+    def _after(sql: _Sql, sort: str, values: list[Any]) -> str:
+        try:
+            if values[0] != sort:
+                raise ValueError("cursor of another sort order")
+            if sort == "relevance":
+                tier, created, ident = (
+                    int(values[1]),
+                    dt.datetime.fromisoformat(values[2]),
+                    uuid.UUID(values[3]),
+                )
+                return (
+                    f"(tier, created_at, id) < ({sql.arg(tier)}, {sql.arg(created)}, "
+                    f"{sql.arg(ident)})"
+                )
+            if sort == "newest":
+                created, ident = dt.datetime.fromisoformat(values[1]), uuid.UUID(values[2])
+                return f"(created_at, id) < ({sql.arg(created)}, {sql.arg(ident)})"
+            name, ident = str(values[1]), uuid.UUID(values[2])
+            return f"(name_norm, id) > ({sql.arg(name)}, {sql.arg(ident)})"
+        except (IndexError, ValueError, TypeError) as exc:
+            raise ValidationFailed([FieldError("query.cursor", "invalid cursor")]) from exc
+
+    @staticmethod
+    def _filters(sql: _Sql, query: SearchQuery) -> None:
+        if query.languages:
+            sql.where.append(f"languages && {sql.arg(list(query.languages))}::text[]")
+        if query.tags_all:
+            sql.where.append(f"tags @> {sql.arg(list(query.tags_all))}::text[]")
+        if query.tags_any:
+            sql.where.append(f"tags && {sql.arg(list(query.tags_any))}::text[]")
+        if query.owner is not None:
+            sql.where.append(f"owner_id = {sql.arg(query.owner)}")
+        if query.status is not None:
+            sql.where.append(f"status = {sql.arg(query.status)}")
+        if query.year is not None:
+            sql.where.append(f"year = {sql.arg(query.year)}")
+
+    async def _facets(
+        self, where: str, args: list[Any]
+    ) -> tuple[list[FacetCount], list[FacetCount]]:
+        rows = await self._fetch(
+            f"""with m as materialized (
+                    select languages, tags from search.pocs where {where} limit {FACET_CAP})
+                select 'l' as kind, v, count(*) as n from m, unnest(m.languages) v group by v
+                union all
+                select 't', v, count(*) from m, unnest(m.tags) v group by v""",
+            args,
+        )
+        counts: dict[str, Counter[str]] = {"l": Counter(), "t": Counter()}
+        for row in rows:
+            counts[row["kind"]][row["v"]] = row["n"]
+
+        def top(counter: Counter[str]) -> list[FacetCount]:
+            ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:FACET_SIZE]
+            return [FacetCount(v, n) for v, n in ranked]
+
+        return top(counts["l"]), top(counts["t"])
+
+    @staticmethod
+    def _hit(row: asyncpg.Record, words: list[str]) -> SearchHit:
+        highlights: dict[str, str] = {}
+        if words:
+            if name := highlight(row["name"], words):
+                highlights["name"] = name
+            if description := highlight(row["description"], words, width=160):
+                highlights["description"] = description
+        return SearchHit(
+            id=row["id"],
+            name=row["name"],
+            languages=tuple(row["languages"]),
+            tags=tuple(row["tags"]),
+            owner_id=row["owner_id"],
+            status=row["status"],
+            built_on=row["built_on"],
+            score=float(row["tier"]),
+            highlights=highlights,
+        )
+
+    async def suggest(self, tenant_id: TenantId, prefix: str, limit: int = 10) -> list[Suggestion]:
+        words = terms(prefix)
+        if not words or not 1 <= limit <= 50:
+            return []
+        tsq = " & ".join(f"{w}:*A" for w in words)
+        # Words are [a-z0-9]+ only, so neither pattern can carry LIKE syntax.
+        name_like, term_like = " ".join(words) + "%", "-".join(words) + "%"
+        rows = await self._fetch(
+            """(select 'name' as kind, name as value, id from search.pocs
+                where tenant_id = $1 and not deleted and tsv @@ to_tsquery('simple', $2)
+                order by (name_norm like $5) desc, created_at desc limit $3)
+               union all
+               (select kind, value, null from search.terms
+                where tenant_id = $1 and docs > 0 and value like $4
+                order by docs desc, value limit $3)""",
+            [tenant_id, tsq, limit, term_like, name_like],
+        )
+        names = [Suggestion("name", r["value"], r["id"]) for r in rows if r["kind"] == "name"]
+        others = [Suggestion(r["kind"], r["value"]) for r in rows if r["kind"] != "name"]
+        # Tags and languages first when they match (short, exact vocabulary), then names.
+        mixed = others[: limit // 2] + names
+        return (mixed + others[limit // 2 :])[:limit]
+
+    async def _fetch(self, statement: str, args: list[Any]) -> list[asyncpg.Record]:
+        async with self._db.connection() as conn:
+            return list(await conn.fetch(statement, *args))
