@@ -152,6 +152,36 @@ def cmd_openapi(settings: Settings, args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
+def _run_until_signalled(worker: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await worker(stop)
+
+    asyncio.run(main())
+
+
+def cmd_relay(settings: Settings, args: argparse.Namespace) -> None:
+    from pocdojo.workers.run import run_relay
+
+    _run_until_signalled(lambda stop: run_relay(settings, stop))
+
+
+def cmd_search_indexer(settings: Settings, args: argparse.Namespace) -> None:
+    from pocdojo.workers.run import run_search_indexer
+
+    _run_until_signalled(lambda stop: run_search_indexer(settings, stop, args.name))
+
+
+def cmd_search_reindex(settings: Settings, args: argparse.Namespace) -> None:
+    from pocdojo.workers.run import reindex
+
+    for slug, count in asyncio.run(reindex(settings, args.tenant)).items():
+        print(f"{slug}: {count} PoCs indexed")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pocdojo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -191,6 +221,21 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--email", required=True)
     token.add_argument("--tenant", help="tenant slug, if the user is in several")
     token.set_defaults(func=cmd_token)
+
+    outbox = sub.add_parser("outbox", help="the transactional outbox")
+    outbox_sub = outbox.add_subparsers(dest="action", required=True)
+    outbox_sub.add_parser("relay", help="run the outbox -> Redis Streams relay").set_defaults(
+        func=cmd_relay
+    )
+
+    search = sub.add_parser("search", help="the search index")
+    search_sub = search.add_subparsers(dest="action", required=True)
+    indexer = search_sub.add_parser("indexer", help="run the search indexer (stream consumer)")
+    indexer.add_argument("--name", help="consumer name (default: host-pid)")
+    indexer.set_defaults(func=cmd_search_indexer)
+    reindex = search_sub.add_parser("reindex", help="rebuild from the PoC tables, no downtime")
+    reindex.add_argument("--tenant", help="only this tenant (slug)")
+    reindex.set_defaults(func=cmd_search_reindex)
 
     spec = sub.add_parser("openapi", help="print, --write or --check openapi.json")
     spec.add_argument("--write", action="store_true")

@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     # The service connects as pocdojo_app (not owner, no BYPASSRLS); migrations as the owner.
     database_url: str = "postgresql://pocdojo_app@127.0.0.1:5432/pocdojo"
     owner_database_url: str = "postgresql://pocdojo_owner@127.0.0.1:5432/pocdojo"
+    # The outbox relay's role: reads every tenant's events through a policy of its own.
+    relay_database_url: str = "postgresql://pocdojo_relay@127.0.0.1:5432/pocdojo"
+    events_stream: str = "pocdojo:events"
+    """Platform event stream (entries carry tenant_id); not tenant data, so not t:<id>:."""
     # The search service's own role: reads and writes only the search schema.
     search_database_url: str = "postgresql://pocdojo_search@127.0.0.1:5432/pocdojo"
     search_backend: Literal["postgres", "opensearch"] = "postgres"

@@ -4,7 +4,11 @@ platform's ASGI app under a real uvicorn server on loopback. Each test gets fres
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -46,6 +50,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         env="test",
         database_url=f"postgresql://pocdojo_app@127.0.0.1:5432/{TEST_DB}",
         owner_database_url=f"postgresql://pocdojo_owner@127.0.0.1:5432/{TEST_DB}",
+        search_database_url=f"postgresql://pocdojo_search@127.0.0.1:5432/{TEST_DB}",
+        relay_database_url=f"postgresql://pocdojo_relay@127.0.0.1:5432/{TEST_DB}",
+        events_stream=f"pocdojo-test:{uuid.uuid4().hex[:8]}:events",
         redis_url="redis://127.0.0.1:6379/15",
         blob_url=f"file://{var / 'blobs'}",
         public_base_url=base,
@@ -159,6 +166,57 @@ async def tenant(make_tenant) -> TenantFixture:  # type: ignore[no-untyped-def]
 async def other_tenant(make_tenant) -> TenantFixture:  # type: ignore[no-untyped-def]
     result: TenantFixture = await make_tenant()
     return result
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that gives a subprocess exactly these settings."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"POCDOJO_{name.upper()}"] = str(value)
+    env.update(extra)
+    return env
+
+
+class Worker:
+    """A `pocdojo ...` worker process (relay, indexer) that tests may kill and restart."""
+
+    def __init__(self, settings: Settings, *args: str, name: str) -> None:
+        self.args = args
+        self.env = settings_env(settings, POCDOJO_CONSUMER_NAME=name)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "pocdojo"), *self.args], env=self.env
+        )
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="session")
+def event_workers(settings: Settings, migrated: None) -> Iterator[dict[str, Worker]]:
+    """The outbox relay and the search indexer as real processes, for the whole session."""
+    workers = {
+        "relay": Worker(settings, "outbox", "relay", name="relay-1"),
+        "indexer": Worker(settings, "search", "indexer", name="indexer-1"),
+    }
+    for worker in workers.values():
+        worker.start()
+    yield workers
+    for worker in workers.values():
+        worker.stop()
 
 
 def repo_root() -> Path:

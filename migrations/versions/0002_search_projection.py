@@ -64,6 +64,16 @@ def upgrade() -> None:
 
     grant select, insert, update, delete on search.pocs, search.terms to pocdojo_search;
 
+    -- Operators (owner role) enumerate tenants for a full reindex; services never need it.
+    create function ops_tenants() returns table (id uuid, slug text)
+        language sql stable security definer set search_path = public, pg_temp
+        as $$ select id, slug from tenants order by slug $$;
+    grant create on schema public to pocdojo_auth;
+    alter function ops_tenants() owner to pocdojo_auth;
+    revoke create on schema public from pocdojo_auth;
+    revoke all on function ops_tenants() from public;
+    grant execute on function ops_tenants() to pocdojo_owner;
+
     -- Wake the outbox relay as soon as an event is committed (it also polls).
     create function outbox_notify() returns trigger language plpgsql as $$
     begin
@@ -77,6 +87,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("""
+    drop function if exists ops_tenants();
     drop trigger if exists outbox_notify on outbox;
     drop function if exists outbox_notify();
     drop schema search cascade;

@@ -86,6 +86,7 @@ async def authenticate(request: Request) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send a bearer token: Authorization: Bearer <token>")
-    principal = await services(request).verifier.verify(token.strip())
+    verifier: TokenVerifier = request.app.state.verifier
+    principal = await verifier.verify(token.strip())
     request.state.principal = principal
     return principal

@@ -1,6 +1,6 @@
 """The built-in dev OIDC issuer: discovery, JWKS and a password-grant token endpoint.
 
-Mounted under ``/auth``. It refuses to start when ``POCDOJO_ENV=production``: there,
+Served under ``/auth``. It refuses to start when ``POCDOJO_ENV=production``: there,
 Amazon Cognito is the issuer.
 """
 
@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pocdojo.api.asgi import AbsolutePaths
 from pocdojo.api.context import claim_mapping
 from pocdojo.api.metrics import MetricsMiddleware
 from pocdojo.api.problems import EXCEPTION_HANDLERS, problem
@@ -133,7 +134,7 @@ async def token(request: Request) -> Response:
 
 
 def create_identity_app(settings: Settings | None = None) -> Starlette:
-    """The dev issuer as an ASGI app (routes relative to its ``/auth`` mount point)."""
+    """The dev issuer as an ASGI app, serving ``/auth/...``."""
     settings = settings or get_settings()
     issuer = make_dev_issuer(settings)  # raises in production, before anything listens
 
@@ -146,11 +147,14 @@ def create_identity_app(settings: Settings | None = None) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/.well-known/openid-configuration", discovery, methods=["GET"]),
-            Route("/jwks.json", jwks, methods=["GET"]),
-            Route("/token", token, methods=["POST"]),
+            Route("/auth/.well-known/openid-configuration", discovery, methods=["GET"]),
+            Route("/auth/jwks.json", jwks, methods=["GET"]),
+            Route("/auth/token", token, methods=["POST"]),
         ],
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(MetricsMiddleware, service="identity")],
+        middleware=[
+            Middleware(AbsolutePaths),
+            Middleware(MetricsMiddleware, service="identity"),
+        ],
     )

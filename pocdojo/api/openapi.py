@@ -7,15 +7,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pocdojo.api import health, media, members, pocs
+from pocdojo.api import health, media, members, pocs, search
 from pocdojo.api.spec import ApiSpec
 
 REPO_COPY = Path(__file__).resolve().parents[2] / "openapi.json"
 VERSION = "0.1.0"
 
 
-def all_specs() -> list[ApiSpec]:
+def poc_api_specs() -> list[ApiSpec]:
+    """The operations poc-api serves."""
     return [pocs.spec, media.spec, members.spec, health.spec]
+
+
+def all_specs() -> list[ApiSpec]:
+    """Every service's operations: the platform's one document."""
+    return [*poc_api_specs(), search.spec]
 
 
 @functools.cache

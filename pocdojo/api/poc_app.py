@@ -9,14 +9,16 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from pocdojo.api import openapi
+from pocdojo.api.asgi import AbsolutePaths, prefix_dispatcher
 from pocdojo.api.context import open_services
 from pocdojo.api.identity import create_identity_app
 from pocdojo.api.metrics import MetricsMiddleware
 from pocdojo.api.pocs import json_response
 from pocdojo.api.problems import EXCEPTION_HANDLERS
+from pocdojo.api.search_app import create_search_app
 from pocdojo.settings import Settings, get_settings
 
 
@@ -34,33 +36,27 @@ def create_poc_app(settings: Settings | None = None) -> Starlette:
         # its state into request scopes.
         async with open_services(settings) as services:
             app.state.services = services
+            app.state.verifier = services.verifier
             yield
 
-    routes = [route for spec in openapi.all_specs() for route in spec.routes()]
+    routes = [route for spec in openapi.poc_api_specs() for route in spec.routes()]
     routes.append(Route("/v1/openapi.json", openapi_json, methods=["GET"]))
     return Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(MetricsMiddleware, service="poc-api")],
+        middleware=[Middleware(AbsolutePaths), Middleware(MetricsMiddleware, service="poc-api")],
     )
 
 
 def create_local_app(settings: Settings | None = None) -> Starlette:
-    """Every service in one ASGI app, for plain uvicorn (tests, benchmark baseline)."""
+    """Every service in one ASGI app for plain uvicorn (tests, benchmark baseline),
+    dispatched by the same route prefixes as the Serve config."""
     settings = settings or get_settings()
-    identity = create_identity_app(settings)
-    pocs_app = create_poc_app(settings)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with (
-            identity.router.lifespan_context(identity),
-            pocs_app.router.lifespan_context(pocs_app),
-        ):
-            yield
-
-    return Starlette(
-        routes=[Mount("/auth", app=identity), Mount("/", app=pocs_app)],
-        lifespan=lifespan,
+    return prefix_dispatcher(
+        {
+            "/": create_poc_app(settings),
+            "/auth": create_identity_app(settings),
+            "/v1/search": create_search_app(settings),
+        }
     )

@@ -285,7 +285,12 @@ async def delete_poc(request: Request) -> Response:
             topic="pocs",
             event_type="poc.deleted",
             aggregate_id=poc_id,
-            payload={"id": str(poc_id), "owner": str(current.owner_id)},
+            # The next version: the index remembers it so an older update cannot revive it.
+            payload={
+                "id": str(poc_id),
+                "owner": str(current.owner_id),
+                "version": current.version + 1,
+            },
             traceparent=request.headers.get("traceparent"),
         )
     return Response(status_code=204)

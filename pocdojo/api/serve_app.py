@@ -7,6 +7,7 @@ shares and concurrency live in that file, not here.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 from ray import serve
@@ -33,6 +34,60 @@ class PocApi:
     """poc-api: the PoC registry, media, members, health, metrics, OpenAPI."""
 
 
+def _build_search_app() -> Starlette:
+    from pocdojo.api.search_app import create_search_app
+
+    return create_search_app()
+
+
+@serve.deployment(name="SearchApi")
+@serve.ingress(_build_search_app)
+class SearchApi:
+    """search-api: PoC search, facets and typeahead."""
+
+
+class _BackgroundWorker:
+    """A Serve replica that runs one long-lived worker loop; unhealthy if the loop died,
+    so Serve replaces the replica (and the consumer resumes its pending entries)."""
+
+    def __init__(self) -> None:
+        self._stop = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run(self._stop))
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        raise NotImplementedError
+
+    async def check_health(self) -> None:
+        if self._task.done():
+            raise RuntimeError(f"worker stopped: {self._task.exception()!r}")
+
+    def __del__(self) -> None:
+        # Serve calls this on shutdown; the loop notices the event and exits cleanly.
+        self._stop.set()
+
+
+@serve.deployment(name="OutboxRelay")
+class OutboxRelayWorker(_BackgroundWorker):
+    """Committed outbox rows -> the Redis event stream."""
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        from pocdojo.settings import get_settings
+        from pocdojo.workers.run import run_relay
+
+        await run_relay(get_settings(), stop)
+
+
+@serve.deployment(name="SearchIndexer")
+class SearchIndexerWorker(_BackgroundWorker):
+    """PoC events -> the search index (a Redis Streams consumer group)."""
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        from pocdojo.settings import get_settings
+        from pocdojo.workers.run import run_search_indexer
+
+        await run_search_indexer(get_settings(), stop)
+
+
 @serve.deployment(name="Identity")
 @serve.ingress(_build_identity_app)
 class Identity:
@@ -41,6 +96,18 @@ class Identity:
 
 def poc_api(args: dict[str, Any] | None = None) -> Application:
     return cast(Application, PocApi.bind())  # type: ignore[attr-defined]
+
+
+def search_api(args: dict[str, Any] | None = None) -> Application:
+    return cast(Application, SearchApi.bind())  # type: ignore[attr-defined]
+
+
+def outbox_relay(args: dict[str, Any] | None = None) -> Application:
+    return cast(Application, OutboxRelayWorker.bind())  # type: ignore[attr-defined]
+
+
+def search_indexer(args: dict[str, Any] | None = None) -> Application:
+    return cast(Application, SearchIndexerWorker.bind())  # type: ignore[attr-defined]
 
 
 def identity(args: dict[str, Any] | None = None) -> Application:

@@ -6,6 +6,7 @@ cross-tenant check when it is added.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ class Probe:
     headers: dict[str, str] = field(default_factory=dict)
     # For collection routes that answer 200: ids of the victim that must not appear.
     collection: bool = False
+    query: dict[str, str] = field(default_factory=dict)
 
 
 PLAN: dict[str, Probe] = {
@@ -41,9 +43,7 @@ PLAN: dict[str, Probe] = {
     ),
     "complete_media": Probe(),
     "list_media": Probe(),
-    "list_members": Probe(
-        admin=frozenset({200}), member=frozenset({403}), collection=True
-    ),
+    "list_members": Probe(admin=frozenset({200}), member=frozenset({403}), collection=True),
     "add_member": Probe(
         # A fresh email: adding the victim's email would make them a member of the attacker's
         # tenant too, which is legitimate and would then let patch_member succeed.
@@ -52,6 +52,15 @@ PLAN: dict[str, Probe] = {
         member=frozenset({403}),
     ),
     "patch_member": Probe(body={"role": "member"}, member=frozenset({403, 404})),
+    "search_pocs": Probe(
+        admin=frozenset({200}),
+        member=frozenset({200}),
+        collection=True,
+        query={"q": "victim secret", "tag": "secret"},
+    ),
+    "suggest": Probe(
+        admin=frozenset({200}), member=frozenset({200}), collection=True, query={"q": "victim"}
+    ),
     # Public operations, guarded by something other than the tenant (checked separately).
     "put_blob": Probe(admin=frozenset({403}), member=frozenset({403})),
     "get_blob": Probe(admin=frozenset({403}), member=frozenset({403})),
@@ -77,6 +86,7 @@ def test_every_operation_has_a_cross_tenant_probe() -> None:
 
 
 async def _victim(client: httpx.AsyncClient, victim: TenantFixture) -> dict[str, str]:
+    """The victim's PoC, media and member; the PoC is indexed before the walk starts."""
     poc = await client.post(
         "/v1/pocs",
         json={"name": "victim's secret", "languages": ["rust"], "tags": ["secret"]},
@@ -92,6 +102,15 @@ async def _victim(client: httpx.AsyncClient, victim: TenantFixture) -> dict[str,
     ticket = media.json()["upload"]
     uploaded = await client.put(ticket["url"], content=b"\x89PNG", headers=ticket["headers"])
     assert uploaded.status_code == 201
+    for _ in range(500):
+        hits = await client.get(
+            "/v1/search", params={"q": "victim secret"}, headers=victim.member.headers
+        )
+        if hits.json()["hits"]:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the victim's PoC never became searchable")
     return {
         "id": poc.json()["id"],
         "etag": poc.headers["etag"],
@@ -107,6 +126,7 @@ async def test_walk_every_route_as_another_tenant(
     tenant: TenantFixture,
     other_tenant: TenantFixture,
     role: str,
+    event_workers: object,
 ) -> None:
     victim = await _victim(client, tenant)
     attacker = other_tenant.admin if role == "admin" else other_tenant.member
@@ -124,7 +144,9 @@ async def test_walk_every_route_as_another_tenant(
             if probe.body is not None
             else None
         )
-        response = await client.request(method, url, json=body, headers=headers)
+        response = await client.request(
+            method, url, json=body, headers=headers, params=probe.query or None
+        )
         allowed = probe.admin if role == "admin" else probe.member
         assert response.status_code in allowed, (method, path, role, response.text)
         assert response.status_code != 500

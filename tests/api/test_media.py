@@ -9,7 +9,8 @@ from tests.conftest import TenantFixture
 
 async def _poc(client: httpx.AsyncClient, tenant: TenantFixture) -> str:
     response = await client.post(
-        "/v1/pocs", json={"name": "with media", "languages": ["swift"]},
+        "/v1/pocs",
+        json={"name": "with media", "languages": ["swift"]},
         headers=tenant.member.headers,
     )
     poc_id: str = response.json()["id"]

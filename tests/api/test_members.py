@@ -44,7 +44,8 @@ async def test_admin_lists_adds_and_promotes(
     page = first.json()
     assert len(page["items"]) == 2
     second = await client.get(
-        "/v1/tenant/members", params={"limit": 2, "cursor": page["next_cursor"]},
+        "/v1/tenant/members",
+        params={"limit": 2, "cursor": page["next_cursor"]},
         headers=tenant.admin.headers,
     )
     assert len(second.json()["items"]) == 2

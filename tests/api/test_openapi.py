@@ -9,6 +9,7 @@ from starlette.routing import Mount, Route
 
 from pocdojo.api import openapi
 from pocdojo.api.poc_app import create_poc_app
+from pocdojo.api.search_app import create_search_app
 from pocdojo.settings import Settings
 from tests.conftest import repo_root
 
@@ -19,9 +20,9 @@ def test_repo_copy_is_current() -> None:
 
 
 def test_routes_and_document_match(settings: Settings) -> None:
-    app = create_poc_app(settings)
     served: set[tuple[str, str]] = set()
-    for route in app.routes:
+    routes = [*create_poc_app(settings).routes, *create_search_app(settings).routes]
+    for route in routes:
         assert not isinstance(route, Mount)
         assert isinstance(route, Route)
         path = route.path.replace(":path}", "}")

@@ -141,7 +141,9 @@ async def test_bad_json_and_content_type(client: httpx.AsyncClient, tenant: Tena
     broken = await client.post("/v1/pocs", content=b"{not json", headers=headers)
     assert broken.status_code == 400
     wrong_type = await client.post(
-        "/v1/pocs", content=b"name=x", headers={**tenant.member.headers, "content-type": "text/plain"}
+        "/v1/pocs",
+        content=b"name=x",
+        headers={**tenant.member.headers, "content-type": "text/plain"},
     )
     assert wrong_type.status_code == 415
     array = await client.post("/v1/pocs", json=[1, 2], headers=tenant.member.headers)
@@ -150,7 +152,9 @@ async def test_bad_json_and_content_type(client: httpx.AsyncClient, tenant: Tena
     assert huge.status_code == 413
 
 
-async def test_cursor_pagination_and_filters(client: httpx.AsyncClient, tenant: TenantFixture) -> None:
+async def test_cursor_pagination_and_filters(
+    client: httpx.AsyncClient, tenant: TenantFixture
+) -> None:
     made = []
     for i in range(7):
         response = await create(
@@ -188,8 +192,15 @@ async def test_cursor_pagination_and_filters(client: httpx.AsyncClient, tenant: 
     assert await ids(owner="me") == {made[1], made[3], made[5]}
     assert await ids(status="draft") == {made[6]}
 
-    for bad in ({"limit": 0}, {"limit": 101}, {"limit": "x"}, {"cursor": "%%%"},
-                {"status": "gone"}, {"owner": "nobody"}, {"language": "klingon"}):
+    for bad in (
+        {"limit": 0},
+        {"limit": 101},
+        {"limit": "x"},
+        {"cursor": "%%%"},
+        {"status": "gone"},
+        {"owner": "nobody"},
+        {"language": "klingon"},
+    ):
         response = await client.get("/v1/pocs", params=bad, headers=tenant.member.headers)
         assert response.status_code == 422, (bad, response.text)
 
@@ -257,7 +268,11 @@ async def test_every_change_writes_an_outbox_event(
 
 
 async def test_requires_a_token(client: httpx.AsyncClient) -> None:
-    for method, url in (("GET", "/v1/pocs"), ("POST", "/v1/pocs"), ("GET", f"/v1/pocs/{uuid.uuid4()}")):
+    for method, url in (
+        ("GET", "/v1/pocs"),
+        ("POST", "/v1/pocs"),
+        ("GET", f"/v1/pocs/{uuid.uuid4()}"),
+    ):
         response = await client.request(method, url)
         assert response.status_code == 401
         assert response.headers["www-authenticate"].startswith("Bearer")

@@ -87,9 +87,7 @@ def test_dev_issuer_refuses_production(settings: Settings) -> None:
         make_dev_issuer(settings.model_copy(update={"env": "production"}))
 
 
-async def test_jwks_is_cached_and_refreshed_on_unknown_kid(
-    server: str, settings: Settings
-) -> None:
+async def test_jwks_is_cached_and_refreshed_on_unknown_kid(server: str, settings: Settings) -> None:
     keys = HttpJwks(settings.oidc_issuer, min_refresh_interval_s=0.0)
     kid = make_dev_issuer(settings).kid
     assert await keys.get_key(kid) is not None

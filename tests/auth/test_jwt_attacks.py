@@ -40,9 +40,7 @@ def _claims(settings: Settings, tenant: TenantFixture, **overrides: Any) -> dict
 
 
 def _sign(issuer: DevIssuer, claims: dict[str, Any], **header: Any) -> str:
-    return jwt.encode(
-        claims, issuer._key, algorithm="RS256", headers={"kid": issuer.kid, **header}
-    )
+    return jwt.encode(claims, issuer._key, algorithm="RS256", headers={"kid": issuer.kid, **header})
 
 
 def _forgeries(settings: Settings, issuer: DevIssuer, tenant: TenantFixture) -> dict[str, str]:
@@ -61,23 +59,40 @@ def _forgeries(settings: Settings, issuer: DevIssuer, tenant: TenantFixture) -> 
     )
     valid = _sign(issuer, good)
     head, body, sig = valid.split(".")
-    tampered_body = _b64(
-        json.dumps({**good, "custom:tenant_id": str(uuid.uuid4())}).encode()
-    )
+    tampered_body = _b64(json.dumps({**good, "custom:tenant_id": str(uuid.uuid4())}).encode())
     other_rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     other_ec = ec.generate_private_key(ec.SECP256R1())
     return {
         "alg none": f"{header_none}.{payload}.",
         "HS256 signed with the public key": f"{hs256_header}.{payload}.{hs256_sig}",
-        "expired": _sign(issuer, _claims(settings, tenant, exp=int(time.time()) - 3600, iat=int(time.time()) - 7200, nbf=int(time.time()) - 7200)),
+        "expired": _sign(
+            issuer,
+            _claims(
+                settings,
+                tenant,
+                exp=int(time.time()) - 3600,
+                iat=int(time.time()) - 7200,
+                nbf=int(time.time()) - 7200,
+            ),
+        ),
         "not yet valid": _sign(issuer, _claims(settings, tenant, nbf=int(time.time()) + 3600)),
         "wrong issuer": _sign(issuer, _claims(settings, tenant, iss="https://evil.example/auth")),
         "wrong audience": _sign(issuer, _claims(settings, tenant, aud="someone-else")),
-        "unknown kid": jwt.encode(good, other_rsa, algorithm="RS256", headers={"kid": "rotated-away"}),
-        "right kid, other key": jwt.encode(good, other_rsa, algorithm="RS256", headers={"kid": issuer.kid}),
-        "ES256 with the RSA kid": jwt.encode(good, other_ec, algorithm="ES256", headers={"kid": issuer.kid}),
-        "missing tenant claim": _sign(issuer, _claims(settings, tenant, **{"custom:tenant_id": None})),
-        "tenant claim not a uuid": _sign(issuer, _claims(settings, tenant, **{"custom:tenant_id": "acme"})),
+        "unknown kid": jwt.encode(
+            good, other_rsa, algorithm="RS256", headers={"kid": "rotated-away"}
+        ),
+        "right kid, other key": jwt.encode(
+            good, other_rsa, algorithm="RS256", headers={"kid": issuer.kid}
+        ),
+        "ES256 with the RSA kid": jwt.encode(
+            good, other_ec, algorithm="ES256", headers={"kid": issuer.kid}
+        ),
+        "missing tenant claim": _sign(
+            issuer, _claims(settings, tenant, **{"custom:tenant_id": None})
+        ),
+        "tenant claim not a uuid": _sign(
+            issuer, _claims(settings, tenant, **{"custom:tenant_id": "acme"})
+        ),
         "missing exp": _sign(issuer, _claims(settings, tenant, exp=None)),
         "tampered payload": f"{head}.{tampered_body}.{sig}",
         "truncated signature": f"{head}.{body}.{sig[:-8]}",
@@ -87,10 +102,22 @@ def _forgeries(settings: Settings, issuer: DevIssuer, tenant: TenantFixture) -> 
 
 
 CASES = [
-    "alg none", "HS256 signed with the public key", "expired", "not yet valid", "wrong issuer",
-    "wrong audience", "unknown kid", "right kid, other key", "ES256 with the RSA kid",
-    "missing tenant claim", "tenant claim not a uuid", "missing exp", "tampered payload",
-    "truncated signature", "garbage", "two segments",
+    "alg none",
+    "HS256 signed with the public key",
+    "expired",
+    "not yet valid",
+    "wrong issuer",
+    "wrong audience",
+    "unknown kid",
+    "right kid, other key",
+    "ES256 with the RSA kid",
+    "missing tenant claim",
+    "tenant claim not a uuid",
+    "missing exp",
+    "tampered payload",
+    "truncated signature",
+    "garbage",
+    "two segments",
 ]
 
 

@@ -60,7 +60,13 @@ async def test_filters(index: SearchIndex, tenant_id: TenantId) -> None:
         doc("a", languages=("python",), tags=("kafka", "ml"), owner_id=alice),
         doc("b", languages=("go",), tags=("kafka",), owner_id=bob, status="draft"),
         doc("c", languages=("rust", "go"), tags=("ml",), owner_id=alice),
-        doc("d", languages=("java",), tags=(), owner_id=bob, built_on=__import__("datetime").date(2024, 5, 1)),
+        doc(
+            "d",
+            languages=("java",),
+            tags=(),
+            owner_id=bob,
+            built_on=__import__("datetime").date(2024, 5, 1),
+        ),
     ):
         await index.upsert(tenant_id, d)
 
@@ -105,7 +111,8 @@ async def test_cursor_pagination_is_stable_under_concurrent_inserts(
         page_no = 0
         while True:
             result = await index.search(
-                tenant_id, SearchQuery(q=q, sort=sort, cursor=cursor, limit=4)  # type: ignore[arg-type]
+                tenant_id,
+                SearchQuery(q=q, sort=sort, cursor=cursor, limit=4),  # type: ignore[arg-type]
             )
             seen += [h.name for h in result.hits if h.name.startswith("kafka demo ")]
             # Someone keeps creating matching PoCs while we page.
@@ -124,7 +131,9 @@ async def test_suggest(index: SearchIndex, tenant_id: TenantId) -> None:
     suggestions = await index.suggest(tenant_id, "kaf")
     assert ("tag", "kafka") in {(s.kind, s.value) for s in suggestions}
     assert ("name", "Kafka streams fraud") in {(s.kind, s.value) for s in suggestions}
-    assert ("language", "python") in {(s.kind, s.value) for s in await index.suggest(tenant_id, "pyth")}
+    assert ("language", "python") in {
+        (s.kind, s.value) for s in await index.suggest(tenant_id, "pyth")
+    }
     assert await index.suggest(tenant_id, "   ") == []
     assert len(await index.suggest(tenant_id, "k", limit=1)) <= 1
 
@@ -167,9 +176,7 @@ NASTY = ["' OR 1=1 --", "*:*", "\\", "%_", "'; drop table search.pocs; --", "a:*
     tag=st.sampled_from(["", "kafka", "secret", "%"]),
     sort=st.sampled_from(["relevance", "newest", "name"]),
 )
-async def test_queries_never_cross_tenants(
-    index: SearchIndex, q: str, tag: str, sort: str
-) -> None:
+async def test_queries_never_cross_tenants(index: SearchIndex, q: str, tag: str, sort: str) -> None:
     tenant_a, tenant_b = TenantId(uuid.uuid4()), TenantId(uuid.uuid4())
     a_doc = doc("kafka secret of A", tags=("kafka", "secret"))
     b_doc = doc("kafka secret of B", tags=("kafka", "secret"))

@@ -52,7 +52,5 @@ def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     name = f"pocdojo-{uuid.uuid4().hex[:12]}"
-    boto3.client(
-        "s3", endpoint_url=s3_endpoint, region_name="us-east-1"
-    ).create_bucket(Bucket=name)
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
     return name

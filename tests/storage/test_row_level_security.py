@@ -36,15 +36,20 @@ async def test_app_role_with_wrong_tenant_sees_no_row(
         async with conn.transaction():
             await conn.execute("select set_config('app.tenant_id', $1, true)", str(other_tenant.id))
             assert await conn.fetchval("select count(*) from pocs where id = $1", poc_id) == 0
-            assert await conn.fetchval(
-                "select count(*) from pocs where tenant_id = $1", tenant.id
-            ) == 0
-            assert await conn.fetchval(
-                "select count(*) from outbox where tenant_id = $1", tenant.id
-            ) == 0
-            assert await conn.fetchval(
-                "select count(*) from memberships where tenant_id = $1", tenant.id
-            ) == 0
+            assert (
+                await conn.fetchval("select count(*) from pocs where tenant_id = $1", tenant.id)
+                == 0
+            )
+            assert (
+                await conn.fetchval("select count(*) from outbox where tenant_id = $1", tenant.id)
+                == 0
+            )
+            assert (
+                await conn.fetchval(
+                    "select count(*) from memberships where tenant_id = $1", tenant.id
+                )
+                == 0
+            )
             assert await conn.fetchval("select count(*) from tenants where id = $1", tenant.id) == 0
             updated = await conn.execute("update pocs set name = 'pwned' where id = $1", poc_id)
             assert updated == "UPDATE 0"

@@ -1,0 +1,1 @@
+"""Long-running workers: the outbox relay and event consumers (search indexer)."""
