@@ -12,17 +12,17 @@ from tests.conftest import TenantFixture, Worker
 
 
 async def wait_searchable(
-    client: httpx.AsyncClient, who: Any, poc_id: str, *, timeout: float = 10.0, **params: Any
+    client: httpx.AsyncClient, who: Any, poc_id: str, *, within_s: float = 10.0, **params: Any
 ) -> float:
     """Seconds until ``poc_id`` is a hit of the query."""
     start = time.monotonic()
-    while time.monotonic() - start < timeout:
+    while time.monotonic() - start < within_s:
         response = await client.get("/v1/search", params=params, headers=who.headers)
         assert response.status_code == 200, response.text
         if poc_id in {h["id"] for h in response.json()["hits"]}:
             return time.monotonic() - start
         await asyncio.sleep(0.02)
-    raise AssertionError(f"{poc_id} not searchable after {timeout}s")
+    raise AssertionError(f"{poc_id} not searchable after {within_s}s")
 
 
 async def create(client: httpx.AsyncClient, who: Any, **body: Any) -> dict[str, Any]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pocdojo.domain.seed_corpus import generate_pocs
 from pocdojo.storage.search import SearchIndex, SearchQuery

@@ -58,11 +58,9 @@ async def test_app_role_with_wrong_tenant_sees_no_row(
         # With no tenant at all: nothing either.
         assert await conn.fetchval("select count(*) from pocs") == 0
         # Writing a row for another tenant is refused by the policy's WITH CHECK.
-        with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            async with conn.transaction():
-                await conn.execute(
-                    "select set_config('app.tenant_id', $1, true)", str(other_tenant.id)
-                )
+        async with conn.transaction():
+            await conn.execute("select set_config('app.tenant_id', $1, true)", str(other_tenant.id))
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.execute(
                     "insert into pocs (tenant_id, owner_id, name, languages) "
                     "values ($1, $2, 'x', '{go}')",
@@ -102,12 +100,14 @@ async def test_roles_and_policies_are_as_designed(settings: Settings, migrated: 
         with_tenant = {r["relname"] for r in tables}
         assert with_tenant >= TENANT_TABLES - {"tenants"}
         for row in tables:
-            assert row["relrowsecurity"] and row["relforcerowsecurity"], row["relname"]
+            assert row["relrowsecurity"], row["relname"]
+            assert row["relforcerowsecurity"], row["relname"]
         tenants_rls = await conn.fetchrow(
             "select relrowsecurity, relforcerowsecurity from pg_class where relname = 'tenants'"
         )
         assert tenants_rls is not None
-        assert tenants_rls["relrowsecurity"] and tenants_rls["relforcerowsecurity"]
+        assert tenants_rls["relrowsecurity"]
+        assert tenants_rls["relforcerowsecurity"]
     finally:
         await conn.close()
 
