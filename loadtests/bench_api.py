@@ -51,6 +51,7 @@ WARMUP_S = 3
 WRK_TIMEOUT = "5s"  # per request: slower answers count as timeout errors
 GOAL_GET_P99_MS = 15.0
 GOAL_RPS = 1500.0
+OTHER_CPU_WARN = 30.0  # Ray's own idle processes take ~10-15% of a core
 
 Side = Literal["project", "baseline"]
 SIDE_LABEL: dict[str, str] = {"project": "Ray Serve", "baseline": "uvicorn"}
@@ -234,35 +235,56 @@ def warn_if_busy() -> None:
 
 @dataclass
 class Usage:
+    """Server memory and where the CPU went during one measured run (100 = one core)."""
+
     peak_rss_mib: float = 0.0
-    cpu_percent: float = 0.0  # 100 = one core
+    cpu_percent: float = 0.0  # the server processes
+    postgres_percent: float = 0.0
+    wrk_percent: float = 0.0
+    other_percent: float = 0.0  # every other process: Ray's own, and anything else running
     host_busy_percent: float = 0.0  # the whole machine, 100 = every core busy
+
+    def describe(self) -> str:
+        return (
+            f"machine {self.host_busy_percent:.0f}% busy; CPU (100 = one core): server "
+            f"{self.cpu_percent:.0f}, postgres {self.postgres_percent:.0f}, "
+            f"wrk {self.wrk_percent:.0f}, other {self.other_percent:.0f}"
+        )
+
+
+CpuSnapshot = dict[tuple[int, float], tuple[str, float]]  # (pid, created) -> (name, seconds)
+
+
+def cpu_snapshot() -> CpuSnapshot:
+    snapshot: CpuSnapshot = {}
+    for proc in psutil.process_iter(["name", "cpu_times", "create_time"]):
+        times, created = proc.info.get("cpu_times"), proc.info.get("create_time")
+        if times is not None and created is not None:
+            snapshot[(proc.pid, created)] = (proc.info.get("name") or "", times.user + times.system)
+    return snapshot
 
 
 class UsageSampler:
-    """Peak summed RSS (sampled every 0.5 s) and CPU share of the server processes."""
+    """Peak summed RSS of the server (every 0.5 s) and every process's CPU over the run."""
 
     def __init__(self, find: Callable[[], list[psutil.Process]]) -> None:
         self._find = find
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._peak = 0
-        self._start_cpu: dict[int, float] = {}
-        self._procs: list[psutil.Process] = []
+        self._server_pids: set[int] = set()
         self._t0 = 0.0
+        self._epoch0 = 0.0
+        self._wall = 0.0
         self._host0 = psutil.cpu_times()
-
-    @staticmethod
-    def _cpu(proc: psutil.Process) -> float | None:
-        try:
-            t = proc.cpu_times()
-            return float(t.user + t.system)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            return None
+        self._host1 = self._host0
+        self._cpu0: CpuSnapshot = {}
+        self._cpu1: CpuSnapshot = {}
 
     def _sample(self) -> None:
         total = 0
         for proc in self._find():
+            self._server_pids.add(proc.pid)
             try:
                 total += proc.memory_info().rss
             except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -274,32 +296,46 @@ class UsageSampler:
             self._sample()
 
     def __enter__(self) -> Self:
-        self._procs = self._find()
-        for proc in self._procs:
-            cpu = self._cpu(proc)
-            if cpu is not None:
-                self._start_cpu[proc.pid] = cpu
-        self._t0 = time.monotonic()
-        self._host0 = psutil.cpu_times()
         self._sample()
+        self._cpu0 = cpu_snapshot()
+        self._host0 = psutil.cpu_times()
+        self._t0, self._epoch0 = time.monotonic(), time.time()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._cpu1 = cpu_snapshot()
+        self._host1 = psutil.cpu_times()
+        self._wall = max(time.monotonic() - self._t0, 1e-6)
         self._stop.set()
         self._thread.join(timeout=5)
+        self._sample()
 
     def result(self) -> Usage:
-        wall = max(time.monotonic() - self._t0, 1e-6)
-        used = 0.0
-        for proc in self._procs:
-            end = self._cpu(proc)
-            if end is not None and proc.pid in self._start_cpu:
-                used += end - self._start_cpu[proc.pid]
+        used = {"server": 0.0, "postgres": 0.0, "wrk": 0.0, "other": 0.0}
+        for key, (name, seconds) in self._cpu1.items():
+            if key in self._cpu0:
+                delta = seconds - self._cpu0[key][1]
+            elif key[1] >= self._epoch0 - 1.0:
+                delta = seconds  # started during the run
+            else:
+                continue
+            if key[0] in self._server_pids:
+                used["server"] += delta
+            elif name.startswith("postgres"):
+                used["postgres"] += delta
+            elif name == "wrk":
+                used["wrk"] += delta
+            else:
+                used["other"] += delta
+        pct = {k: 100.0 * v / self._wall for k, v in used.items()}
         return Usage(
             peak_rss_mib=self._peak / 2**20,
-            cpu_percent=100.0 * used / wall,
-            host_busy_percent=host_busy(self._host0, psutil.cpu_times()),
+            cpu_percent=pct["server"],
+            postgres_percent=pct["postgres"],
+            wrk_percent=pct["wrk"],
+            other_percent=pct["other"],
+            host_busy_percent=host_busy(self._host0, self._host1),
         )
 
 
@@ -499,6 +535,10 @@ def rows(results: list[Result]) -> list[dict[str, Any]]:
             ("errors", r.errors, "count"),
             ("server_rss", round(r.usage.peak_rss_mib, 1), "MiB"),
             ("server_cpu", round(r.usage.cpu_percent, 1), "% of one core"),
+            ("postgres_cpu", round(r.usage.postgres_percent, 1), "% of one core"),
+            ("loadgen_cpu", round(r.usage.wrk_percent, 1), "% of one core"),
+            ("other_cpu", round(r.usage.other_percent, 1), "% of one core"),
+            ("host_busy", round(r.usage.host_busy_percent, 1), "% of all cores"),
         ]
         out.extend(
             {"case": r.case, "metric": m, "value": v, "unit": u, "side": r.side}
@@ -616,8 +656,8 @@ def bench(args: argparse.Namespace) -> list[Result]:
                     result = bench_case(wrk, side, case, args, env, finders[side])
                     results.append(result)
                     log(
-                        f"  {result.rps:,.0f} req/s, p99 {result.p99:.2f} ms, "
-                        f"machine {result.usage.host_busy_percent:.0f}% busy"
+                        f"  {result.rps:,.0f} req/s, p99 {result.p99:.2f} ms; "
+                        + result.usage.describe()
                     )
                     if result.errors:
                         log(f"  {result.errors} errors: {result.error_detail}")
@@ -637,6 +677,13 @@ def bench(args: argparse.Namespace) -> list[Result]:
     )
     for line in goal_lines(results):
         print(line)
+    noisy = [r for r in results if r.usage.other_percent > OTHER_CPU_WARN]
+    if noisy:
+        names = ", ".join(f"{r.case}/{r.side} {r.usage.other_percent:.0f}%" for r in noisy)
+        print(
+            f"WARNING: other processes took more than {OTHER_CPU_WARN:.0f}% of a core during "
+            f"{names}: something else ran on the machine; run again when it is quiet"
+        )
     return results
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+import redis
 import uvicorn
 
 from pocdojo import admin
@@ -205,6 +206,24 @@ class Worker:
                 self.kill()
 
 
+def _wait_for_consumer(settings: Settings, group: str, consumer: str) -> None:
+    """Until the consumer has joined its group (its process is up and reading)."""
+    client = redis.Redis.from_url(settings.redis_url)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            try:
+                joined = client.xinfo_consumers(settings.events_stream, group)
+                if any(c["name"] in (consumer, consumer.encode()) for c in joined):
+                    return
+            except redis.ResponseError:
+                pass  # the stream or group does not exist yet
+            time.sleep(0.1)
+        raise RuntimeError(f"{consumer} did not join {group}")
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def event_workers(settings: Settings, migrated: None) -> Iterator[dict[str, Worker]]:
     """The outbox relay and the search indexer as real processes, for the whole session."""
@@ -214,6 +233,7 @@ def event_workers(settings: Settings, migrated: None) -> Iterator[dict[str, Work
     }
     for worker in workers.values():
         worker.start()
+    _wait_for_consumer(settings, "search-indexer", "indexer-1")
     yield workers
     for worker in workers.values():
         worker.stop()
