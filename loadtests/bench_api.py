@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import subprocess
@@ -264,6 +265,12 @@ def cpu_snapshot() -> CpuSnapshot:
     return snapshot
 
 
+def children_cpu() -> float:
+    """CPU seconds of this process's finished, reaped children (the measured wrk)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 class UsageSampler:
     """Peak summed RSS of the server (every 0.5 s) and every process's CPU over the run."""
 
@@ -280,6 +287,8 @@ class UsageSampler:
         self._host1 = self._host0
         self._cpu0: CpuSnapshot = {}
         self._cpu1: CpuSnapshot = {}
+        self._children0 = 0.0
+        self._children1 = 0.0
 
     def _sample(self) -> None:
         total = 0
@@ -298,6 +307,7 @@ class UsageSampler:
     def __enter__(self) -> Self:
         self._sample()
         self._cpu0 = cpu_snapshot()
+        self._children0 = children_cpu()
         self._host0 = psutil.cpu_times()
         self._t0, self._epoch0 = time.monotonic(), time.time()
         self._thread.start()
@@ -305,6 +315,7 @@ class UsageSampler:
 
     def __exit__(self, *exc: object) -> None:
         self._cpu1 = cpu_snapshot()
+        self._children1 = children_cpu()
         self._host1 = psutil.cpu_times()
         self._wall = max(time.monotonic() - self._t0, 1e-6)
         self._stop.set()
@@ -325,9 +336,11 @@ class UsageSampler:
             elif name.startswith("postgres"):
                 used["postgres"] += delta
             elif name == "wrk":
-                used["wrk"] += delta
+                continue  # counted below, once it has been waited for
             else:
                 used["other"] += delta
+        # wrk exits (and is reaped) inside the run: its CPU shows in RUSAGE_CHILDREN.
+        used["wrk"] = self._children1 - self._children0
         pct = {k: 100.0 * v / self._wall for k, v in used.items()}
         return Usage(
             peak_rss_mib=self._peak / 2**20,
