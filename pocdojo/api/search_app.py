@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -37,12 +38,18 @@ async def open_search_index(settings: Settings) -> AsyncIterator[object]:
         yield PostgresSearch(db)
 
 
-def create_search_app(settings: Settings | None = None) -> Starlette:
+IndexOpener = Callable[[Settings], AbstractAsyncContextManager[object]]
+
+
+def create_search_app(
+    settings: Settings | None = None, *, open_index: IndexOpener = open_search_index
+) -> Starlette:
+    """search-api. ``open_index`` chooses the backend (benchmarks inject their baseline)."""
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_search_index(settings) as index:
+        async with open_index(settings) as index:
             app.state.search_index = index
             app.state.verifier = make_verifier(settings)
             yield

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
@@ -33,6 +34,8 @@ from pocdojo.types import TenantId
 
 # Facets are counted over at most this many matching documents; below it they are exact.
 FACET_CAP = 20_000
+# Bulk loads and reindexing may take minutes for large tenants.
+BULK_TIMEOUT_S = 900.0
 _TIER_EXACT, _TIER_PREFIX, _TIER_FUZZY, _TIER_TEXT = 4, 3, 2, 1
 
 
@@ -58,7 +61,18 @@ class PostgresSearch:
         async with self._db.connection() as conn, conn.transaction():
             return await self._upsert(conn, tenant_id, doc)
 
+    @staticmethod
+    async def _lock_tenants(conn: asyncpg.Connection, tenants: list[uuid.UUID]) -> None:
+        """Writers of one tenant's projection take turns (document rows and term counts are
+        locked in different orders by single upserts and by reindexing); sorted, so that
+        multi-tenant writers cannot deadlock each other."""
+        for tenant in sorted(set(tenants)):
+            await conn.execute(
+                "select pg_advisory_xact_lock(hashtextextended($1::text, 7))", str(tenant)
+            )
+
     async def _upsert(self, conn: asyncpg.Connection, tenant_id: TenantId, doc: SearchDoc) -> bool:
+        await self._lock_tenants(conn, [tenant_id])
         old = await conn.fetchrow(
             "select version, deleted, languages, tags from search.pocs "
             "where tenant_id = $1 and id = $2 for update",
@@ -110,6 +124,7 @@ class PostgresSearch:
 
     async def delete(self, tenant_id: TenantId, poc_id: uuid.UUID, version: int) -> bool:
         async with self._db.connection() as conn, conn.transaction():
+            await self._lock_tenants(conn, [tenant_id])
             old = await conn.fetchrow(
                 "select version, deleted, languages, tags from search.pocs "
                 "where tenant_id = $1 and id = $2 for update",
@@ -166,30 +181,101 @@ class PostgresSearch:
                     removed,
                 )
 
+    async def bulk_load(self, items: Iterable[tuple[TenantId, SearchDoc]]) -> int:
+        """Load many documents at once (COPY into a staging table, then one upsert);
+        versions are respected as in :meth:`upsert`. Returns the rows written."""
+        async with self._db.connection() as conn, conn.transaction():
+            return await self._bulk(conn, items)
+
+    async def _bulk(
+        self, conn: asyncpg.Connection, items: Iterable[tuple[TenantId, SearchDoc]]
+    ) -> int:
+        await conn.execute(
+            """create temp table stage (
+                   tenant_id uuid, id uuid, version integer, name text, name_norm text,
+                   description text, description_norm text, languages text[], tags text[],
+                   owner_id uuid, status text, built_on date, created_at timestamptz,
+                   updated_at timestamptz) on commit drop"""
+        )
+        records = (
+            (
+                tenant,
+                d.id,
+                d.version,
+                d.name,
+                fold(d.name),
+                d.description,
+                fold(d.description),
+                list(d.languages),
+                list(d.tags),
+                d.owner_id,
+                d.status,
+                d.built_on,
+                d.created_at,
+                d.updated_at,
+            )
+            for tenant, d in items
+        )
+        await conn.copy_records_to_table("stage", records=records, timeout=BULK_TIMEOUT_S)
+        tenants = [r["tenant_id"] for r in await conn.fetch("select distinct tenant_id from stage")]
+        await self._lock_tenants(conn, tenants)
+        result = await conn.execute(
+            """insert into search.pocs as p (tenant_id, id, version, deleted, name, name_norm,
+                   description, tsv, languages, tags, owner_id, status, built_on, year,
+                   created_at, updated_at)
+               select tenant_id, id, version, false, name, name_norm, description,
+                   setweight(to_tsvector('simple', name_norm), 'A')
+                   || setweight(to_tsvector('simple', description_norm), 'D'),
+                   languages, tags, owner_id, status, built_on,
+                   extract(year from built_on)::smallint, created_at, updated_at
+               from stage
+               on conflict (tenant_id, id) do update set
+                   version = excluded.version, deleted = false, name = excluded.name,
+                   name_norm = excluded.name_norm, description = excluded.description,
+                   tsv = excluded.tsv, languages = excluded.languages, tags = excluded.tags,
+                   owner_id = excluded.owner_id, status = excluded.status,
+                   built_on = excluded.built_on, year = excluded.year,
+                   created_at = excluded.created_at, updated_at = excluded.updated_at,
+                   indexed_at = now()
+               where p.version < excluded.version""",
+            timeout=BULK_TIMEOUT_S,
+        )
+        await self._recount_terms(conn, tenants)
+        return int(result.rsplit(" ", 1)[-1])
+
+    @staticmethod
+    async def _recount_terms(conn: asyncpg.Connection, tenants: list[uuid.UUID]) -> None:
+        """Recount the typeahead terms of these tenants from their documents."""
+        await conn.execute(
+            "delete from search.terms where tenant_id = any($1::uuid[])",
+            tenants,
+            timeout=BULK_TIMEOUT_S,
+        )
+        await conn.execute(
+            """insert into search.terms (tenant_id, kind, value, docs)
+               select tenant_id, 'language', v, count(*) from search.pocs, unnest(languages) v
+               where tenant_id = any($1::uuid[]) and not deleted group by tenant_id, v
+               union all
+               select tenant_id, 'tag', v, count(*) from search.pocs, unnest(tags) v
+               where tenant_id = any($1::uuid[]) and not deleted group by tenant_id, v""",
+            tenants,
+            timeout=BULK_TIMEOUT_S,
+        )
+
     async def replace_tenant(self, tenant_id: TenantId, docs: list[SearchDoc]) -> int:
         """One transaction: readers keep seeing the old state until it commits."""
-        keep = [d.id for d in docs]
         async with self._db.connection() as conn, conn.transaction():
-            for doc in docs:
-                await self._upsert(conn, tenant_id, doc)
+            await self._bulk(conn, ((tenant_id, d) for d in docs))
+            # What the source no longer has becomes a tombstone at its last version.
             await conn.execute(
                 """update search.pocs set deleted = true, name = '', name_norm = '',
                        description = '', tsv = ''::tsvector, languages = '{}', tags = '{}'
-                   where tenant_id = $1 and not deleted and id <> all($2::uuid[])""",
+                   where tenant_id = $1 and not deleted
+                     and not exists (select 1 from stage s where s.id = search.pocs.id)""",
                 tenant_id,
-                keep,
+                timeout=BULK_TIMEOUT_S,
             )
-            # Recount the typeahead terms from the documents themselves.
-            await conn.execute("delete from search.terms where tenant_id = $1", tenant_id)
-            await conn.execute(
-                """insert into search.terms (tenant_id, kind, value, docs)
-                   select $1, 'language', v, count(*) from search.pocs, unnest(languages) v
-                   where tenant_id = $1 and not deleted group by v
-                   union all
-                   select $1, 'tag', v, count(*) from search.pocs, unnest(tags) v
-                   where tenant_id = $1 and not deleted group by v""",
-                tenant_id,
-            )
+            await self._recount_terms(conn, [tenant_id])
         return len(docs)
 
     # -- reads --------------------------------------------------------------------------
