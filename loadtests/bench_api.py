@@ -52,7 +52,7 @@ WARMUP_S = 3
 WRK_TIMEOUT = "5s"  # per request: slower answers count as timeout errors
 GOAL_GET_P99_MS = 15.0
 GOAL_RPS = 1500.0
-OTHER_CPU_WARN = 30.0  # Ray's own idle processes take ~10-15% of a core
+OTHER_CPU_WARN = 25.0  # % of one core taken by processes outside server, PG, wrk, Ray
 
 Side = Literal["project", "baseline"]
 SIDE_LABEL: dict[str, str] = {"project": "Ray Serve", "baseline": "uvicorn"}
@@ -242,26 +242,40 @@ class Usage:
     cpu_percent: float = 0.0  # the server processes
     postgres_percent: float = 0.0
     wrk_percent: float = 0.0
-    other_percent: float = 0.0  # every other process: Ray's own, and anything else running
+    ray_percent: float = 0.0  # Ray's own processes and the other Serve deployments
+    other_percent: float = 0.0  # anything else running on the machine
     host_busy_percent: float = 0.0  # the whole machine, 100 = every core busy
 
     def describe(self) -> str:
         return (
             f"machine {self.host_busy_percent:.0f}% busy; CPU (100 = one core): server "
             f"{self.cpu_percent:.0f}, postgres {self.postgres_percent:.0f}, "
-            f"wrk {self.wrk_percent:.0f}, other {self.other_percent:.0f}"
+            f"wrk {self.wrk_percent:.0f}, other Ray {self.ray_percent:.0f}, "
+            f"other {self.other_percent:.0f}"
         )
 
 
-CpuSnapshot = dict[tuple[int, float], tuple[str, float]]  # (pid, created) -> (name, seconds)
+CpuSnapshot = dict[tuple[int, float], tuple[str, float]]  # (pid, created) -> (kind, seconds)
+
+
+def process_kind(name: str, cmdline: list[str] | None) -> str:
+    if name.startswith("postgres"):
+        return "postgres"
+    if name == "wrk":
+        return "wrk"
+    line = " ".join(cmdline or [])
+    if name.startswith(("ray", "gcs_server")) or "ray::" in line or "/site-packages/ray/" in line:
+        return "ray"
+    return "other"
 
 
 def cpu_snapshot() -> CpuSnapshot:
     snapshot: CpuSnapshot = {}
-    for proc in psutil.process_iter(["name", "cpu_times", "create_time"]):
+    for proc in psutil.process_iter(["name", "cmdline", "cpu_times", "create_time"]):
         times, created = proc.info.get("cpu_times"), proc.info.get("create_time")
         if times is not None and created is not None:
-            snapshot[(proc.pid, created)] = (proc.info.get("name") or "", times.user + times.system)
+            kind = process_kind(proc.info.get("name") or "", proc.info.get("cmdline"))
+            snapshot[(proc.pid, created)] = (kind, times.user + times.system)
     return snapshot
 
 
@@ -323,8 +337,8 @@ class UsageSampler:
         self._sample()
 
     def result(self) -> Usage:
-        used = {"server": 0.0, "postgres": 0.0, "wrk": 0.0, "other": 0.0}
-        for key, (name, seconds) in self._cpu1.items():
+        used = {"server": 0.0, "postgres": 0.0, "wrk": 0.0, "ray": 0.0, "other": 0.0}
+        for key, (kind, seconds) in self._cpu1.items():
             if key in self._cpu0:
                 delta = seconds - self._cpu0[key][1]
             elif key[1] >= self._epoch0 - 1.0:
@@ -333,12 +347,8 @@ class UsageSampler:
                 continue
             if key[0] in self._server_pids:
                 used["server"] += delta
-            elif name.startswith("postgres"):
-                used["postgres"] += delta
-            elif name == "wrk":
-                continue  # counted below, once it has been waited for
-            else:
-                used["other"] += delta
+            elif kind != "wrk":  # wrk is counted below, once it has been reaped
+                used[kind] += delta
         # wrk exits (and is reaped) inside the run: its CPU shows in RUSAGE_CHILDREN.
         used["wrk"] = self._children1 - self._children0
         pct = {k: 100.0 * v / self._wall for k, v in used.items()}
@@ -347,6 +357,7 @@ class UsageSampler:
             cpu_percent=pct["server"],
             postgres_percent=pct["postgres"],
             wrk_percent=pct["wrk"],
+            ray_percent=pct["ray"],
             other_percent=pct["other"],
             host_busy_percent=host_busy(self._host0, self._host1),
         )
@@ -550,6 +561,7 @@ def rows(results: list[Result]) -> list[dict[str, Any]]:
             ("server_cpu", round(r.usage.cpu_percent, 1), "% of one core"),
             ("postgres_cpu", round(r.usage.postgres_percent, 1), "% of one core"),
             ("loadgen_cpu", round(r.usage.wrk_percent, 1), "% of one core"),
+            ("ray_other_cpu", round(r.usage.ray_percent, 1), "% of one core"),
             ("other_cpu", round(r.usage.other_percent, 1), "% of one core"),
             ("host_busy", round(r.usage.host_busy_percent, 1), "% of all cores"),
         ]
@@ -694,8 +706,9 @@ def bench(args: argparse.Namespace) -> list[Result]:
     if noisy:
         names = ", ".join(f"{r.case}/{r.side} {r.usage.other_percent:.0f}%" for r in noisy)
         print(
-            f"WARNING: other processes took more than {OTHER_CPU_WARN:.0f}% of a core during "
-            f"{names}: something else ran on the machine; run again when it is quiet"
+            f"WARNING: processes other than the server, PostgreSQL, wrk and Ray took more than "
+            f"{OTHER_CPU_WARN:.0f}% of a core during {names}: something else ran on the "
+            "machine; run again when it is quiet"
         )
     return results
 

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from pocdojo.api.context import services
 from pocdojo.api.metrics import metrics_endpoint
-from pocdojo.api.pocs import json_response
+from pocdojo.api.params import json_response
 from pocdojo.api.schemas import Health
 from pocdojo.api.spec import ApiSpec
 from pocdojo.errors import DomainError

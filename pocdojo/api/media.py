@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from pocdojo.api.context import authenticate, services
-from pocdojo.api.pocs import can_edit, json_response, path_uuid
+from pocdojo.api.params import json_response, path_uuid
+from pocdojo.api.pocs import can_edit
 from pocdojo.api.problems import parse_model, read_json
 from pocdojo.api.schemas import MediaCreate, MediaCreated, MediaOut, MediaPage
 from pocdojo.api.spec import ApiSpec

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pocdojo.api.context import authenticate, services
-from pocdojo.api.pocs import json_response, parse_limit, path_uuid
+from pocdojo.api.params import json_response, parse_limit, path_uuid
 from pocdojo.api.problems import parse_model, read_json
 from pocdojo.api.schemas import MemberCreate, MemberOut, MemberPage, MemberPatch
 from pocdojo.api.spec import ApiSpec, Param

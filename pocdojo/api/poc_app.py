@@ -16,7 +16,7 @@ from pocdojo.api.asgi import AbsolutePaths, prefix_dispatcher
 from pocdojo.api.context import open_services
 from pocdojo.api.identity import create_identity_app
 from pocdojo.api.metrics import MetricsMiddleware
-from pocdojo.api.pocs import json_response
+from pocdojo.api.params import json_response
 from pocdojo.api.problems import EXCEPTION_HANDLERS
 from pocdojo.api.search_app import create_search_app
 from pocdojo.settings import Settings, get_settings

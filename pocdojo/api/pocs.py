@@ -10,15 +10,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pocdojo.api.context import authenticate, services
+from pocdojo.api.params import (
+    json_response,
+    parse_languages,
+    parse_limit,
+    parse_owner,
+    path_uuid,
+)
 from pocdojo.api.problems import parse_model, read_json
 from pocdojo.api.schemas import PocOut, PocPage
 from pocdojo.api.spec import ApiSpec, Param
-from pocdojo.domain.languages import UnknownLanguage, catalogue
 from pocdojo.domain.pocs import Poc, PocCreate, PocFilter, PocPatch, slugify_tag
 from pocdojo.errors import (
     FieldError,
     Forbidden,
-    NotFound,
     PreconditionFailed,
     PreconditionRequired,
     ValidationFailed,
@@ -29,32 +34,7 @@ from pocdojo.storage.pagination import Cursor
 from pocdojo.types import PocStatus, Principal
 
 spec = ApiSpec("pocs")
-DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 STALE = "the PoC changed since you read it; fetch it again"
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(body, separators=(",", ":")),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
-
-
-def path_uuid(request: Request, name: str = "id") -> uuid.UUID:
-    try:
-        return uuid.UUID(request.path_params[name])
-    except ValueError as exc:
-        # Not a UUID can never name a resource: the same answer as a missing one.
-        raise NotFound(f"no such {name.removesuffix('_id') or 'resource'}") from exc
-
-
-def parse_limit(request: Request) -> int:
-    raw = request.query_params.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ValidationFailed([FieldError("query.limit", f"an integer from 1 to {MAX_LIMIT}")])
-    return int(raw)
 
 
 def can_edit(principal: Principal, poc: Poc) -> bool:
@@ -139,26 +119,11 @@ async def create_poc(request: Request) -> Response:
     return response
 
 
-def _parse_filters(request: Request) -> PocFilter:
+def _parse_filters(request: Request, principal: Principal) -> PocFilter:
     query = request.query_params
     errors: list[FieldError] = []
-    owner: uuid.UUID | None = None
-    if owner_raw := query.get("owner"):
-        if owner_raw == "me":
-            owner = request.state.principal.user_id
-        else:
-            try:
-                owner = uuid.UUID(owner_raw)
-            except ValueError:
-                errors.append(FieldError("query.owner", "a user id or 'me'"))
-    languages: list[str] = []
-    for raw in query.getlist("language"):
-        try:
-            languages.append(catalogue().normalise(raw))
-        except UnknownLanguage as exc:
-            errors.append(
-                FieldError("query.language", f"unknown language {raw!r}", exc.suggestions)
-            )
+    owner = parse_owner(request, principal, errors)
+    languages = parse_languages(request, errors)
     status: PocStatus | None = None
     if status_raw := query.get("status"):
         try:
@@ -167,8 +132,8 @@ def _parse_filters(request: Request) -> PocFilter:
             errors.append(FieldError("query.status", "one of draft, active, archived"))
     if errors:
         raise ValidationFailed(errors)
-    tags = tuple(slugify_tag(t) for t in query.getlist("tag") if slugify_tag(t))
-    return PocFilter(owner=owner, languages=tuple(languages), tags=tags, status=status)
+    tags = tuple(t for t in (slugify_tag(v) for v in query.getlist("tag")) if t)
+    return PocFilter(owner=owner, languages=languages, tags=tags, status=status)
 
 
 @spec.operation(
@@ -187,7 +152,7 @@ def _parse_filters(request: Request) -> PocFilter:
 )
 async def list_pocs(request: Request) -> Response:
     principal = await authenticate(request)
-    filters = _parse_filters(request)
+    filters = _parse_filters(request, principal)
     limit = parse_limit(request)
     cursor_raw = request.query_params.get("cursor")
     cursor = Cursor.decode(cursor_raw) if cursor_raw else None

@@ -9,9 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pocdojo.api.context import authenticate
-from pocdojo.api.pocs import json_response
+from pocdojo.api.params import json_response, parse_languages, parse_owner
 from pocdojo.api.spec import ApiSpec, Param
-from pocdojo.domain.languages import UnknownLanguage, catalogue
 from pocdojo.domain.pocs import slugify_tag
 from pocdojo.errors import FieldError, ValidationFailed
 from pocdojo.storage.search import MAX_LIMIT, SearchIndex, SearchQuery
@@ -70,20 +69,8 @@ def parse_query(request: Request, principal: Principal) -> SearchQuery:
     text = q.get("q", "")
     if len(text) > MAX_Q:
         errors.append(FieldError("query.q", f"at most {MAX_Q} characters"))
-    languages: list[str] = []
-    for raw in q.getlist("language"):
-        try:
-            languages.append(catalogue().normalise(raw))
-        except UnknownLanguage as exc:
-            errors.append(
-                FieldError("query.language", f"unknown language {raw!r}", exc.suggestions)
-            )
-    owner: uuid.UUID | None = None
-    if raw_owner := q.get("owner"):
-        try:
-            owner = principal.user_id if raw_owner == "me" else uuid.UUID(raw_owner)
-        except ValueError:
-            errors.append(FieldError("query.owner", "a user id or 'me'"))
+    languages = parse_languages(request, errors)
+    owner = parse_owner(request, principal, errors)
     status = q.get("status")
     if status is not None and status not in PocStatus.__members__.values():
         errors.append(FieldError("query.status", "one of draft, active, archived"))
@@ -107,7 +94,7 @@ def parse_query(request: Request, principal: Principal) -> SearchQuery:
 
     return SearchQuery(
         q=text,
-        languages=tuple(languages),
+        languages=languages,
         tags_all=tags("tag"),
         tags_any=tags("tags_any"),
         owner=owner,
