@@ -244,6 +244,7 @@ class Usage:
     wrk_percent: float = 0.0
     ray_percent: float = 0.0  # Ray's own processes and the other Serve deployments
     other_percent: float = 0.0  # anything else running on the machine
+    top_other: list[str] = field(default_factory=list)  # its busiest processes
     host_busy_percent: float = 0.0  # the whole machine, 100 = every core busy
 
     def describe(self) -> str:
@@ -255,7 +256,8 @@ class Usage:
         )
 
 
-CpuSnapshot = dict[tuple[int, float], tuple[str, float]]  # (pid, created) -> (kind, seconds)
+# (pid, created) -> (kind, name, CPU seconds)
+CpuSnapshot = dict[tuple[int, float], tuple[str, str, float]]
 
 
 def process_kind(name: str, cmdline: list[str] | None) -> str:
@@ -274,8 +276,9 @@ def cpu_snapshot() -> CpuSnapshot:
     for proc in psutil.process_iter(["name", "cmdline", "cpu_times", "create_time"]):
         times, created = proc.info.get("cpu_times"), proc.info.get("create_time")
         if times is not None and created is not None:
-            kind = process_kind(proc.info.get("name") or "", proc.info.get("cmdline"))
-            snapshot[(proc.pid, created)] = (kind, times.user + times.system)
+            name = proc.info.get("name") or ""
+            kind = process_kind(name, proc.info.get("cmdline"))
+            snapshot[(proc.pid, created)] = (kind, name, times.user + times.system)
     return snapshot
 
 
@@ -338,9 +341,10 @@ class UsageSampler:
 
     def result(self) -> Usage:
         used = {"server": 0.0, "postgres": 0.0, "wrk": 0.0, "ray": 0.0, "other": 0.0}
-        for key, (kind, seconds) in self._cpu1.items():
+        others: list[tuple[float, str]] = []
+        for key, (kind, name, seconds) in self._cpu1.items():
             if key in self._cpu0:
-                delta = seconds - self._cpu0[key][1]
+                delta = seconds - self._cpu0[key][2]
             elif key[1] >= self._epoch0 - 1.0:
                 delta = seconds  # started during the run
             else:
@@ -349,6 +353,8 @@ class UsageSampler:
                 used["server"] += delta
             elif kind != "wrk":  # wrk is counted below, once it has been reaped
                 used[kind] += delta
+                if kind == "other" and delta > 0.01 * self._wall:
+                    others.append((delta, f"{name}({key[0]}) {100.0 * delta / self._wall:.0f}%"))
         # wrk exits (and is reaped) inside the run: its CPU shows in RUSAGE_CHILDREN.
         used["wrk"] = self._children1 - self._children0
         pct = {k: 100.0 * v / self._wall for k, v in used.items()}
@@ -359,6 +365,7 @@ class UsageSampler:
             wrk_percent=pct["wrk"],
             ray_percent=pct["ray"],
             other_percent=pct["other"],
+            top_other=[label for _, label in sorted(others, reverse=True)[:4]],
             host_busy_percent=host_busy(self._host0, self._host1),
         )
 
@@ -704,7 +711,10 @@ def bench(args: argparse.Namespace) -> list[Result]:
         print(line)
     noisy = [r for r in results if r.usage.other_percent > OTHER_CPU_WARN]
     if noisy:
-        names = ", ".join(f"{r.case}/{r.side} {r.usage.other_percent:.0f}%" for r in noisy)
+        names = "; ".join(
+            f"{r.case}/{r.side} {r.usage.other_percent:.0f}% ({', '.join(r.usage.top_other)})"
+            for r in noisy
+        )
         print(
             f"WARNING: processes other than the server, PostgreSQL, wrk and Ray took more than "
             f"{OTHER_CPU_WARN:.0f}% of a core during {names}: something else ran on the "

@@ -30,7 +30,7 @@ _UPDATABLE = frozenset(
 )
 
 
-def _row_to_poc(row: asyncpg.Record) -> Poc:
+def row_to_poc(row: asyncpg.Record) -> Poc:
     return Poc(
         id=row["id"],
         tenant_id=row["tenant_id"],
@@ -70,7 +70,7 @@ async def insert_poc(
     )
     if row is None:
         raise RuntimeError("insert returned no row")
-    return _row_to_poc(row)
+    return row_to_poc(row)
 
 
 async def get_poc(conn: asyncpg.Connection, poc_id: uuid.UUID, *, for_update: bool = False) -> Poc:
@@ -78,7 +78,7 @@ async def get_poc(conn: asyncpg.Connection, poc_id: uuid.UUID, *, for_update: bo
     row = await conn.fetchrow(f"select {_COLUMNS} from pocs where id = $1{lock}", poc_id)
     if row is None:
         raise NotFound("no such PoC")
-    return _row_to_poc(row)
+    return row_to_poc(row)
 
 
 async def list_pocs(
@@ -107,7 +107,7 @@ async def list_pocs(
         f"limit {arg(limit + 1)}",
         *args,
     )
-    items = [_row_to_poc(r) for r in rows[:limit]]
+    items = [row_to_poc(r) for r in rows[:limit]]
     next_cursor = (
         Cursor(items[-1].created_at, items[-1].id) if len(rows) > limit and items else None
     )
@@ -137,7 +137,7 @@ async def update_poc(
     if row is None:
         await get_poc(conn, poc_id)  # NotFound if it is gone (or another tenant's)
         raise PreconditionFailed("the PoC changed since you read it; fetch it again")
-    return _row_to_poc(row)
+    return row_to_poc(row)
 
 
 async def delete_poc(conn: asyncpg.Connection, poc_id: uuid.UUID) -> None:

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from pocdojo.domain.pocs import Poc
 from pocdojo.errors import FieldError, ValidationFailed
 from pocdojo.types import TenantId
 
@@ -39,6 +40,22 @@ class SearchDoc:
     built_on: dt.date
     created_at: dt.datetime
     updated_at: dt.datetime
+
+    @classmethod
+    def from_poc(cls, poc: Poc) -> SearchDoc:
+        return cls(
+            id=poc.id,
+            version=poc.version,
+            name=poc.name,
+            description=poc.description,
+            languages=tuple(poc.languages),
+            tags=tuple(poc.tags),
+            owner_id=poc.owner_id,
+            status=str(poc.status),
+            built_on=poc.built_on,
+            created_at=poc.created_at,
+            updated_at=poc.updated_at,
+        )
 
     @classmethod
     def from_event(cls, payload: dict[str, Any]) -> SearchDoc:

@@ -36,6 +36,12 @@ from pocdojo.types import TenantId
 FACET_CAP = 20_000
 # Bulk loads and reindexing may take minutes for large tenants.
 BULK_TIMEOUT_S = 900.0
+_ON_CONFLICT_REPLACE = """on conflict (tenant_id, id) do update set
+    version = excluded.version, deleted = false, name = excluded.name,
+    name_norm = excluded.name_norm, description = excluded.description, tsv = excluded.tsv,
+    languages = excluded.languages, tags = excluded.tags, owner_id = excluded.owner_id,
+    status = excluded.status, built_on = excluded.built_on, year = excluded.year,
+    created_at = excluded.created_at, updated_at = excluded.updated_at, indexed_at = now()"""
 _TIER_EXACT, _TIER_PREFIX, _TIER_FUZZY, _TIER_TEXT = 4, 3, 2, 1
 
 
@@ -82,21 +88,14 @@ class PostgresSearch:
         if old is not None and old["version"] >= doc.version:
             return False  # a replay or an out-of-order older event
         await conn.execute(
-            """insert into search.pocs as p (tenant_id, id, version, deleted, name, name_norm,
+            f"""insert into search.pocs as p (tenant_id, id, version, deleted, name, name_norm,
                    description, tsv, languages, tags, owner_id, status, built_on, year,
                    created_at, updated_at, indexed_at)
                values ($1, $2, $3, false, $4, $5, $6,
                    setweight(to_tsvector('simple', $5), 'A')
                    || setweight(to_tsvector('simple', $7), 'D'),
                    $8, $9, $10, $11, $12, $13, $14, $15, now())
-               on conflict (tenant_id, id) do update set
-                   version = excluded.version, deleted = false, name = excluded.name,
-                   name_norm = excluded.name_norm, description = excluded.description,
-                   tsv = excluded.tsv, languages = excluded.languages, tags = excluded.tags,
-                   owner_id = excluded.owner_id, status = excluded.status,
-                   built_on = excluded.built_on, year = excluded.year,
-                   created_at = excluded.created_at, updated_at = excluded.updated_at,
-                   indexed_at = now()""",
+               {_ON_CONFLICT_REPLACE}""",
             tenant_id,
             doc.id,
             doc.version,
@@ -220,7 +219,7 @@ class PostgresSearch:
         tenants = [r["tenant_id"] for r in await conn.fetch("select distinct tenant_id from stage")]
         await self._lock_tenants(conn, tenants)
         result = await conn.execute(
-            """insert into search.pocs as p (tenant_id, id, version, deleted, name, name_norm,
+            f"""insert into search.pocs as p (tenant_id, id, version, deleted, name, name_norm,
                    description, tsv, languages, tags, owner_id, status, built_on, year,
                    created_at, updated_at)
                select tenant_id, id, version, false, name, name_norm, description,
@@ -229,14 +228,7 @@ class PostgresSearch:
                    languages, tags, owner_id, status, built_on,
                    extract(year from built_on)::smallint, created_at, updated_at
                from stage
-               on conflict (tenant_id, id) do update set
-                   version = excluded.version, deleted = false, name = excluded.name,
-                   name_norm = excluded.name_norm, description = excluded.description,
-                   tsv = excluded.tsv, languages = excluded.languages, tags = excluded.tags,
-                   owner_id = excluded.owner_id, status = excluded.status,
-                   built_on = excluded.built_on, year = excluded.year,
-                   created_at = excluded.created_at, updated_at = excluded.updated_at,
-                   indexed_at = now()
+               {_ON_CONFLICT_REPLACE}
                where p.version < excluded.version""",
             timeout=BULK_TIMEOUT_S,
         )

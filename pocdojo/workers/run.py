@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from pocdojo.api.search_app import open_search_index
 from pocdojo.settings import Settings
 from pocdojo.storage.db import Database
+from pocdojo.storage.pocs import row_to_poc
 from pocdojo.storage.search import SearchDoc, SearchIndex
 from pocdojo.types import TenantId
 from pocdojo.workers.consumer import StreamConsumer
@@ -75,21 +76,6 @@ async def reindex(settings: Settings, tenant_slug: str | None = None) -> dict[st
             for tenant_id, slug in tenants:
                 async with owner.tenant_tx(tenant_id) as conn:
                     rows = await conn.fetch("select * from pocs")
-                docs = [
-                    SearchDoc(
-                        id=r["id"],
-                        version=r["version"],
-                        name=r["name"],
-                        description=r["description"],
-                        languages=tuple(r["languages"]),
-                        tags=tuple(r["tags"]),
-                        owner_id=r["owner_id"],
-                        status=r["status"],
-                        built_on=r["built_on"],
-                        created_at=r["created_at"],
-                        updated_at=r["updated_at"],
-                    )
-                    for r in rows
-                ]
+                docs = [SearchDoc.from_poc(row_to_poc(r)) for r in rows]
                 counts[slug] = await index.replace_tenant(tenant_id, docs)
     return counts
