@@ -6,6 +6,7 @@ The cluster uses shifted ports and its own temp dir, so it runs beside a develop
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 from collections.abc import Iterator
@@ -75,4 +76,15 @@ async def test_create_and_find_a_poc_through_serve(
         )
         assert token.status_code == 400  # the identity deployment answers, wrong password
         metrics = await client.get("/metrics")
-        assert 'pocdojo_http_requests_total{method="POST",route="/v1/pocs"' in metrics.text
+        assert 'route="/v1/pocs"' in metrics.text
+        # The outbox-relay and search-indexer deployments carry the PoC into search-api.
+        for _ in range(300):
+            found = await client.get(
+                "/v1/search", params={"q": "integracao serve"}, headers=tenant.member.headers
+            )
+            assert found.status_code == 200, found.text
+            if [h["id"] for h in found.json()["hits"]] == [poc_id]:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the PoC never became searchable through Serve")
