@@ -28,6 +28,7 @@ class FacetOut(BaseModel):
 class FacetsOut(BaseModel):
     languages: list[FacetOut]
     tags: list[FacetOut]
+    exact: bool
 
 
 class HitOut(BaseModel):

@@ -132,6 +132,8 @@ class SearchResult:
     languages: list[FacetCount]
     tags: list[FacetCount]
     next_cursor: str | None
+    facets_exact: bool = True
+    """False when the matches were too many to count them all (see the backend)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -139,6 +141,7 @@ class SearchResult:
             "facets": {
                 "languages": [{"value": f.value, "count": f.count} for f in self.languages],
                 "tags": [{"value": f.value, "count": f.count} for f in self.tags],
+                "exact": self.facets_exact,
             },
             "next_cursor": self.next_cursor,
         }

@@ -7,6 +7,7 @@ trigram word similarity (typos) and descriptions by full text (weight D).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections import Counter
@@ -33,7 +34,10 @@ from pocdojo.storage.search import (
 from pocdojo.types import TenantId
 
 # Facets are counted over at most this many matching documents; below it they are exact.
-FACET_CAP = 20_000
+FACET_CAP = 5_000
+_HIT_COLUMNS = (
+    "id, name, name_norm, description, languages, tags, owner_id, status, built_on, created_at"
+)
 # Bulk loads and reindexing may take minutes for large tenants.
 BULK_TIMEOUT_S = 900.0
 _ON_CONFLICT_REPLACE = """on conflict (tenant_id, id) do update set
@@ -51,6 +55,12 @@ class _Sql:
     def __init__(self, tenant_id: TenantId) -> None:
         self.args: list[Any] = [tenant_id]
         self.where: list[str] = ["tenant_id = $1", "not deleted"]
+
+    @classmethod
+    def copy(cls, other: _Sql) -> _Sql:
+        new = cls.__new__(cls)
+        new.args, new.where = list(other.args), list(other.where)
+        return new
 
     def arg(self, value: Any) -> str:
         self.args.append(value)
@@ -275,84 +285,135 @@ class PostgresSearch:
     async def search(self, tenant_id: TenantId, query: SearchQuery) -> SearchResult:
         if not 1 <= query.limit <= MAX_LIMIT:
             raise ValidationFailed([FieldError("query.limit", f"from 1 to {MAX_LIMIT}")])
-        sql = _Sql(tenant_id)
-        self._filters(sql, query)
         words = terms(query.q)
         if query.q.strip() and not words:
             return SearchResult([], [], [], None)  # only punctuation: nothing can match
-        tier = "0"
-        if words:
-            q_norm = sql.arg(" ".join(words))
-            prefix = sql.arg(" & ".join(f"{w}:*A" for w in words))
-            text = sql.arg(" & ".join(words))
-            sql.where.append(
-                f"(tsv @@ to_tsquery('simple', {prefix}) or {q_norm} <% name_norm "
-                f"or tsv @@ to_tsquery('simple', {text}))"
-            )
-            tier = (
-                f"case when name_norm = {q_norm} then {_TIER_EXACT} "
-                f"when tsv @@ to_tsquery('simple', {prefix}) then {_TIER_PREFIX} "
-                f"when {q_norm} <% name_norm then {_TIER_FUZZY} else {_TIER_TEXT} end"
-            )
+        sql = _Sql(tenant_id)
+        self._filters(sql, query)
+        tiers = self._tiers(sql, words)
         sort = query.sort if words or query.sort != "relevance" else "newest"
-        order, key_columns = {
-            "relevance": ("tier desc, created_at desc, id desc", ("tier", "created_at", "id")),
-            "newest": ("created_at desc, id desc", ("created_at", "id")),
-            "name": ("name_norm asc, id asc", ("name_norm", "id")),
-        }[sort]
-        where = " and ".join(sql.where)
-        facet_args = list(sql.args)
-        outer = ""
-        if query.cursor:
-            outer = "where " + self._after(sql, sort, decode_cursor(query.cursor))
-        rows = await self._fetch(
-            f"""select * from (
-                    select id, name, name_norm, description, languages, tags, owner_id,
-                           status, built_on, created_at, {tier} as tier
-                    from search.pocs where {where}) matched
-                {outer} order by {order} limit {sql.arg(query.limit + 1)}""",
-            sql.args,
-        )
-        languages, tags = await self._facets(where, facet_args)
+        after = decode_cursor(query.cursor) if query.cursor else None
+        if after is not None and after[:1] != [sort]:
+            raise ValidationFailed([FieldError("query.cursor", "cursor of another sort order")])
+        if words:
+            sql.where.append("(" + " or ".join(condition for _, condition in tiers) + ")")
+        facets = asyncio.ensure_future(self._facets(" and ".join(sql.where), list(sql.args)))
+        try:
+            if sort == "relevance":
+                rows = await self._relevance_page(sql, tiers, after, query.limit + 1)
+            else:
+                rows = await self._sorted_page(sql, tiers, sort, after, query.limit + 1)
+        except BaseException:
+            facets.cancel()
+            raise
+        languages, tags, exact = await facets
         hits = [self._hit(r, words) for r in rows[: query.limit]]
         next_cursor = None
         if len(rows) > query.limit:
             last = rows[query.limit - 1]
-            next_cursor = encode_cursor([sort, *(self._key(last[c]) for c in key_columns)])
-        return SearchResult(hits, languages, tags, next_cursor)
+            key = {
+                "relevance": ("tier", "created_at", "id"),
+                "newest": ("created_at", "id"),
+                "name": ("name_norm", "id"),
+            }[sort]
+            next_cursor = encode_cursor([sort, *(self._key(last[c]) for c in key)])
+        return SearchResult(hits, languages, tags, next_cursor, facets_exact=exact)
 
     @staticmethod
-    def _key(value: Any) -> Any:
-        return (
-            value.isoformat()
-            if isinstance(value, dt.datetime)
-            else str(value)
-            if isinstance(value, uuid.UUID)
-            else value
+    def _tiers(sql: _Sql, words: list[str]) -> list[tuple[int, str]]:
+        """(tier, condition) from the best match kind to the weakest; a row belongs to the
+        first tier whose condition it meets."""
+        if not words:
+            return []
+        q_norm = sql.arg(" ".join(words))
+        prefix = f"tsv @@ to_tsquery('simple', {sql.arg(' & '.join(f'{w}:*A' for w in words))})"
+        fuzzy = f"{q_norm} <% name_norm"
+        text = f"tsv @@ to_tsquery('simple', {sql.arg(' & '.join(words))})"
+        return [
+            (_TIER_EXACT, f"name_norm = {q_norm}"),
+            (_TIER_PREFIX, prefix),
+            (_TIER_FUZZY, fuzzy),
+            (_TIER_TEXT, text),
+        ]
+
+    @staticmethod
+    def _tier_expression(tiers: list[tuple[int, str]]) -> str:
+        if not tiers:
+            return "0"
+        cases = " ".join(f"when {condition} then {tier}" for tier, condition in tiers)
+        return f"case {cases} else 0 end"
+
+    async def _relevance_page(
+        self,
+        sql: _Sql,
+        tiers: list[tuple[int, str]],
+        after: list[Any] | None,
+        wanted: int,
+    ) -> list[asyncpg.Record]:
+        """One small query per tier, each newest first with a LIMIT: a broad match walks
+        the recency index and stops early instead of ranking every matching row."""
+        start_tier, after_key = _TIER_EXACT + 1, None
+        if after is not None:
+            try:
+                start_tier = int(after[1])
+                after_key = (dt.datetime.fromisoformat(after[2]), uuid.UUID(after[3]))
+            except (IndexError, ValueError, TypeError) as exc:
+                raise ValidationFailed([FieldError("query.cursor", "invalid cursor")]) from exc
+        rows: list[asyncpg.Record] = []
+        for position, (tier, condition) in enumerate(tiers):
+            if tier > start_tier:
+                continue
+            local = _Sql.copy(sql)
+            clauses = [condition, *(f"not ({c})" for _, c in tiers[:position])]
+            if tier == start_tier and after_key is not None:
+                clauses.append(
+                    f"(created_at, id) < ({local.arg(after_key[0])}, {local.arg(after_key[1])})"
+                )
+            rows += await self._fetch(
+                f"""select {_HIT_COLUMNS}, {tier} as tier from search.pocs
+                    where {" and ".join([*local.where, *clauses])}
+                    order by created_at desc, id desc limit {local.arg(wanted - len(rows))}""",
+                local.args,
+            )
+            if len(rows) >= wanted:
+                break
+        return rows
+
+    async def _sorted_page(
+        self,
+        sql: _Sql,
+        tiers: list[tuple[int, str]],
+        sort: str,
+        after: list[Any] | None,
+        wanted: int,
+    ) -> list[asyncpg.Record]:
+        local = _Sql.copy(sql)
+        try:
+            if sort == "newest":
+                order = "created_at desc, id desc"
+                if after is not None:
+                    created, ident = dt.datetime.fromisoformat(after[1]), uuid.UUID(after[2])
+                    local.where.append(
+                        f"(created_at, id) < ({local.arg(created)}, {local.arg(ident)})"
+                    )
+            else:
+                order = "name_norm asc, id asc"
+                if after is not None:
+                    name, ident = str(after[1]), uuid.UUID(after[2])
+                    local.where.append(f"(name_norm, id) > ({local.arg(name)}, {local.arg(ident)})")
+        except (IndexError, ValueError, TypeError) as exc:
+            raise ValidationFailed([FieldError("query.cursor", "invalid cursor")]) from exc
+        return await self._fetch(
+            f"""select {_HIT_COLUMNS}, {self._tier_expression(tiers)} as tier from search.pocs
+                where {" and ".join(local.where)} order by {order} limit {local.arg(wanted)}""",
+            local.args,
         )
 
     @staticmethod
-    def _after(sql: _Sql, sort: str, values: list[Any]) -> str:
-        try:
-            if values[0] != sort:
-                raise ValueError("cursor of another sort order")
-            if sort == "relevance":
-                tier, created, ident = (
-                    int(values[1]),
-                    dt.datetime.fromisoformat(values[2]),
-                    uuid.UUID(values[3]),
-                )
-                return (
-                    f"(tier, created_at, id) < ({sql.arg(tier)}, {sql.arg(created)}, "
-                    f"{sql.arg(ident)})"
-                )
-            if sort == "newest":
-                created, ident = dt.datetime.fromisoformat(values[1]), uuid.UUID(values[2])
-                return f"(created_at, id) < ({sql.arg(created)}, {sql.arg(ident)})"
-            name, ident = str(values[1]), uuid.UUID(values[2])
-            return f"(name_norm, id) > ({sql.arg(name)}, {sql.arg(ident)})"
-        except (IndexError, ValueError, TypeError) as exc:
-            raise ValidationFailed([FieldError("query.cursor", "invalid cursor")]) from exc
+    def _key(value: Any) -> Any:
+        if isinstance(value, dt.datetime):
+            return value.isoformat()
+        return str(value) if isinstance(value, uuid.UUID) else value
 
     @staticmethod
     def _filters(sql: _Sql, query: SearchQuery) -> None:
@@ -371,24 +432,34 @@ class PostgresSearch:
 
     async def _facets(
         self, where: str, args: list[Any]
-    ) -> tuple[list[FacetCount], list[FacetCount]]:
+    ) -> tuple[list[FacetCount], list[FacetCount], bool]:
+        """Top languages and tags of the matches: exact up to FACET_CAP matching documents,
+        counted over the first FACET_CAP of them beyond that (third value False)."""
         rows = await self._fetch(
             f"""with m as materialized (
-                    select languages, tags from search.pocs where {where} limit {FACET_CAP})
-                select 'l' as kind, v, count(*) as n from m, unnest(m.languages) v group by v
+                    select languages, tags from search.pocs where {where} limit {FACET_CAP + 1})
+                select 'n' as kind, null as v, count(*) as n from m
                 union all
-                select 't', v, count(*) from m, unnest(m.tags) v group by v""",
+                select 'l', v, count(*) from (select * from m limit {FACET_CAP}) s,
+                    unnest(s.languages) v group by v
+                union all
+                select 't', v, count(*) from (select * from m limit {FACET_CAP}) s,
+                    unnest(s.tags) v group by v""",
             args,
         )
         counts: dict[str, Counter[str]] = {"l": Counter(), "t": Counter()}
+        matched = 0
         for row in rows:
-            counts[row["kind"]][row["v"]] = row["n"]
+            if row["kind"] == "n":
+                matched = row["n"]
+            else:
+                counts[row["kind"]][row["v"]] = row["n"]
 
         def top(counter: Counter[str]) -> list[FacetCount]:
             ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:FACET_SIZE]
             return [FacetCount(v, n) for v, n in ranked]
 
-        return top(counts["l"]), top(counts["t"])
+        return top(counts["l"]), top(counts["t"]), matched <= FACET_CAP
 
     @staticmethod
     def _hit(row: asyncpg.Record, words: list[str]) -> SearchHit:
