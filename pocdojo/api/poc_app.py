@@ -14,6 +14,7 @@ from starlette.routing import Route
 from pocdojo.api import openapi
 from pocdojo.api.asgi import AbsolutePaths, prefix_dispatcher
 from pocdojo.api.context import open_services
+from pocdojo.api.dojo_app import create_dojo_app
 from pocdojo.api.identity import create_identity_app
 from pocdojo.api.metrics import MetricsMiddleware
 from pocdojo.api.params import json_response
@@ -58,5 +59,6 @@ def create_local_app(settings: Settings | None = None) -> Starlette:
             "/": create_poc_app(settings),
             "/auth": create_identity_app(settings),
             "/v1/search": create_search_app(settings),
+            "/v1/dojos": create_dojo_app(settings),
         }
     )

@@ -46,6 +46,18 @@ class SearchApi:
     """search-api: PoC search, facets and typeahead."""
 
 
+def _build_dojo_app() -> Starlette:
+    from pocdojo.api.dojo_app import create_dojo_app
+
+    return create_dojo_app()
+
+
+@serve.deployment(name="DojoApi")
+@serve.ingress(_build_dojo_app)
+class DojoApi:
+    """dojo-api: dojos as a resource, chat, replay."""
+
+
 class _BackgroundWorker:
     """A Serve replica that runs one long-lived worker loop; unhealthy if the loop died,
     so Serve replaces the replica (and the consumer resumes its pending entries)."""
@@ -100,6 +112,10 @@ def poc_api(args: dict[str, Any] | None = None) -> Application:
 
 def search_api(args: dict[str, Any] | None = None) -> Application:
     return cast(Application, SearchApi.bind())  # type: ignore[attr-defined]
+
+
+def dojo_api(args: dict[str, Any] | None = None) -> Application:
+    return cast(Application, DojoApi.bind())  # type: ignore[attr-defined]
 
 
 def outbox_relay(args: dict[str, Any] | None = None) -> Application:

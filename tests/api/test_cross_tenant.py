@@ -28,6 +28,8 @@ class Probe:
     # For collection routes that answer 200: ids of the victim that must not appear.
     collection: bool = False
     query: dict[str, str] = field(default_factory=dict)
+    # Which victim id fills each path parameter when it is not the obvious one.
+    path_ids: dict[str, str] = field(default_factory=dict)
 
 
 PLAN: dict[str, Probe] = {
@@ -61,6 +63,13 @@ PLAN: dict[str, Probe] = {
     "suggest": Probe(
         admin=frozenset({200}), member=frozenset({200}), collection=True, query={"q": "victim"}
     ),
+    "create_dojo": Probe(body={"title": "t", "language": "go", "poc_id": "VICTIM_POC"}),
+    "list_dojos": Probe(admin=frozenset({200}), member=frozenset({200}), collection=True),
+    "get_dojo": Probe(path_ids={"id": "dojo_id"}),
+    "end_dojo": Probe(path_ids={"id": "dojo_id"}),
+    "list_chat": Probe(path_ids={"id": "dojo_id"}),
+    "post_chat": Probe(body={"body": "hello"}, path_ids={"id": "dojo_id"}),
+    "history": Probe(path_ids={"id": "dojo_id"}),
     # Public operations, guarded by something other than the tenant (checked separately).
     "put_blob": Probe(admin=frozenset({403}), member=frozenset({403})),
     "get_blob": Probe(admin=frozenset({403}), member=frozenset({403})),
@@ -102,6 +111,18 @@ async def _victim(client: httpx.AsyncClient, victim: TenantFixture) -> dict[str,
     ticket = media.json()["upload"]
     uploaded = await client.put(ticket["url"], content=b"\x89PNG", headers=ticket["headers"])
     assert uploaded.status_code == 201
+    dojo = await client.post(
+        "/v1/dojos",
+        json={"title": "victim's secret dojo", "language": "go", "files": {"a.go": "secret"}},
+        headers=victim.member.headers,
+    )
+    assert dojo.status_code == 201, dojo.text
+    chat = await client.post(
+        f"/v1/dojos/{dojo.json()['id']}/chat",
+        json={"body": "victim's secret plan"},
+        headers=victim.member.headers,
+    )
+    assert chat.status_code == 201
     for _ in range(500):
         hits = await client.get(
             "/v1/search", params={"q": "victim secret"}, headers=victim.member.headers
@@ -113,6 +134,7 @@ async def _victim(client: httpx.AsyncClient, victim: TenantFixture) -> dict[str,
         raise AssertionError("the victim's PoC never became searchable")
     return {
         "id": poc.json()["id"],
+        "dojo_id": dojo.json()["id"],
         "etag": poc.headers["etag"],
         "media_id": media.json()["media"]["id"],
         "user_id": str(victim.member.user_id),
@@ -134,12 +156,14 @@ async def test_walk_every_route_as_another_tenant(
         probe = PLAN[op_id]
         url = path
         for name in ("id", "media_id", "user_id", "key"):
-            url = url.replace("{" + name + "}", victim[name])
+            url = url.replace("{" + name + "}", victim[probe.path_ids.get(name, name)])
         headers = {**attacker.headers}
         headers.update({k: victim["etag"] if v == "ETAG" else v for k, v in probe.headers.items()})
         body = (
             json.loads(
-                json.dumps(probe.body).replace("NEW_EMAIL", f"new-{uuid.uuid4().hex}@x.test")
+                json.dumps(probe.body)
+                .replace("NEW_EMAIL", f"new-{uuid.uuid4().hex}@x.test")
+                .replace("VICTIM_POC", victim["id"])
             )
             if probe.body is not None
             else None
@@ -154,7 +178,7 @@ async def test_walk_every_route_as_another_tenant(
         if response.headers.get("content-type") == "application/problem+json":
             # "instance" echoes the caller's own request path; everything else must not leak.
             text = json.dumps({k: v for k, v in response.json().items() if k != "instance"})
-        for secret in (victim["id"], victim["media_id"], "victim's secret"):
+        for secret in (victim["id"], victim["media_id"], victim["dojo_id"], "victim's secret"):
             assert secret not in text, (method, path, "leaked", secret)
 
     # And nothing of the victim's changed.
@@ -164,6 +188,10 @@ async def test_walk_every_route_as_another_tenant(
     assert poc.headers["etag"] == victim["etag"]
     media = await client.get(f"/v1/pocs/{victim['id']}/media", headers=tenant.member.headers)
     assert [m["id"] for m in media.json()["items"]] == [victim["media_id"]]
+    dojo = await client.get(f"/v1/dojos/{victim['dojo_id']}", headers=tenant.member.headers)
+    assert dojo.json()["status"] == "live"
+    chat = await client.get(f"/v1/dojos/{victim['dojo_id']}/chat", headers=tenant.member.headers)
+    assert [m["body"] for m in chat.json()["items"]] == ["victim's secret plan"]
     members = await client.get("/v1/tenant/members", headers=tenant.admin.headers)
     roles = {m["user_id"]: m["role"] for m in members.json()["items"]}
     assert roles[victim["user_id"]] == "member"

@@ -8,6 +8,7 @@ import httpx
 from starlette.routing import Mount, Route
 
 from pocdojo.api import openapi
+from pocdojo.api.dojo_app import create_dojo_app
 from pocdojo.api.poc_app import create_poc_app
 from pocdojo.api.search_app import create_search_app
 from pocdojo.settings import Settings
@@ -21,7 +22,11 @@ def test_repo_copy_is_current() -> None:
 
 def test_routes_and_document_match(settings: Settings) -> None:
     served: set[tuple[str, str]] = set()
-    routes = [*create_poc_app(settings).routes, *create_search_app(settings).routes]
+    routes = [
+        *create_poc_app(settings).routes,
+        *create_search_app(settings).routes,
+        *create_dojo_app(settings).routes,
+    ]
     for route in routes:
         assert not isinstance(route, Mount)
         assert isinstance(route, Route)

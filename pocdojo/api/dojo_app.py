@@ -1,0 +1,34 @@
+"""The dojo service (dojo-api) as a Starlette app: the REST side of dojos."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from pocdojo.api import dojos
+from pocdojo.api.asgi import AbsolutePaths
+from pocdojo.api.context import open_services
+from pocdojo.api.metrics import MetricsMiddleware
+from pocdojo.api.problems import EXCEPTION_HANDLERS
+from pocdojo.settings import Settings, get_settings
+
+
+def create_dojo_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_services(settings) as services:
+            app.state.services = services
+            app.state.verifier = services.verifier
+            yield
+
+    return Starlette(
+        routes=dojos.spec.routes(),
+        lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(AbsolutePaths), Middleware(MetricsMiddleware, service="dojo-api")],
+    )
