@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -237,6 +238,22 @@ def event_workers(settings: Settings, migrated: None) -> Iterator[dict[str, Work
     yield workers
     for worker in workers.values():
         worker.stop()
+
+
+def isolated_cluster_settings(settings: Settings, *, offset: int) -> Settings:
+    """Settings for a Ray cluster of the tests' own (shifted ports, own temp dir), so it
+    runs beside a developer's `pocdojo up` without touching it."""
+    port = free_port()
+    return settings.model_copy(
+        update={
+            "serve_port": port,
+            "public_base_url": f"http://127.0.0.1:{port}",
+            "ray_address": f"127.0.0.1:{free_port()}",
+            "ray_dashboard_port": free_port(),
+            "ray_port_base": offset + os.getpid() % 100,
+            "ray_temp_dir": tempfile.mkdtemp(prefix="ray-test-", dir="/tmp"),
+        }
+    )
 
 
 def repo_root() -> Path:

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import WebSocketRoute
 
-from pocdojo.api import dojos
+from pocdojo.api import dojos, gateway
 from pocdojo.api.asgi import AbsolutePaths
 from pocdojo.api.context import open_services
 from pocdojo.api.metrics import MetricsMiddleware
@@ -27,7 +28,12 @@ def create_dojo_app(settings: Settings | None = None) -> Starlette:
             yield
 
     return Starlette(
-        routes=dojos.spec.routes(),
+        routes=[
+            *dojos.spec.routes(),
+            WebSocketRoute("/v1/dojos/{id}/sync", gateway.sync_socket),
+            # y-websocket puts the room in the path: ws://HOST/v1/dojos/{id}/sync works as is.
+            WebSocketRoute("/v1/dojos/{id}/events", gateway.events_socket),
+        ],
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[Middleware(AbsolutePaths), Middleware(MetricsMiddleware, service="dojo-api")],

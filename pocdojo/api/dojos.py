@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pocdojo.api.context import authenticate, services
+from pocdojo.api.gateway import publish_event
 from pocdojo.api.params import json_response, parse_limit, path_uuid
 from pocdojo.api.problems import parse_model, read_json
 from pocdojo.api.spec import ApiSpec, Param
@@ -213,6 +214,9 @@ async def end_dojo(request: Request) -> Response:
             aggregate_id=dojo.id,
             payload=dojo.to_json(),
         )
+    await publish_event(
+        services(request).redis, principal.tenant_id, dojo.id, {"type": "dojo.ended"}
+    )
     return json_response(dojo.to_json())
 
 
@@ -267,6 +271,12 @@ async def post_chat(request: Request) -> Response:
             aggregate_id=dojo.id,
             payload={"dojo_id": str(dojo.id), **message.to_json()},
         )
+    await publish_event(
+        services(request).redis,
+        principal.tenant_id,
+        dojo.id,
+        {"type": "chat.message", **message.to_json()},
+    )
     return json_response(message.to_json(), 201)
 
 

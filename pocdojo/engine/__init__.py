@@ -10,7 +10,7 @@ behind the websocket gateway) moves bytes in and out and persists what it is tol
 - `outcome`: what `DojoSession.receive` tells the host to do (`Outcome`, `Close`).
 - `origin`: the tag on every applied update, deciding whether it is stored or broadcast.
 - `document`: the document layout (root map `files`: path -> text).
-- `updates`: the little the engine reads inside a Yjs update (its delete set).
+- `updates`: the little the engine reads in Yjs updates and state vectors itself.
 - `history`: the files as they were at a given time.
 - `store`: the `SessionStore` contract a host implements (load, append, snapshot).
 """

@@ -36,15 +36,19 @@ class AwarenessEntry:
         return self.state_json == REMOVED
 
 
-def decode_awareness(payload: bytes) -> list[tuple[AwarenessEntry, dict[str, Any] | None]]:
+def decode_awareness(
+    payload: bytes, *, max_entries: int | None = None
+) -> list[tuple[AwarenessEntry, dict[str, Any] | None]]:
     """Decode an awareness update into its entries and their parsed states (None = removed).
 
-    Raises `ProtocolError` for malformed bytes, ids or clocks over 53 bits, and states that
-    are not a JSON object or ``null``.
+    Raises `ProtocolError` for malformed bytes, more than ``max_entries`` entries, ids or
+    clocks over 53 bits, and states that are not a JSON object or ``null``.
     """
     count, pos = read_var_uint(payload, 0)
     if count > len(payload):  # every entry takes at least three bytes
         raise ProtocolError("awareness count beyond the message")
+    if max_entries is not None and count > max_entries:
+        raise ProtocolError("too many awareness entries")
     entries: list[tuple[AwarenessEntry, dict[str, Any] | None]] = []
     for _ in range(count):
         client_id, pos = read_var_uint(payload, pos)

@@ -14,7 +14,7 @@ def files_at(
     """The files as they were at time ``at``: ``base`` (a snapshot update taken no later
     than ``at``, if any) plus every update whose timestamp is <= ``at``, in any order.
 
-    Raises ValueError if an update cannot be applied.
+    pycrdt's exception propagates if an update cannot be applied.
     """
     doc = new_doc()
     with doc.transaction(origin=Origin.REPLAY):

@@ -1,15 +1,23 @@
 """`DojoSession`: one live dojo's document, connections, awareness and limits.
 
 Synchronous and deterministic given the ``now`` the host passes in: the host (a Ray actor)
-feeds it each connection's messages and carries out the `Outcome`: replies to the sender,
-broadcast to the others, stored updates appended to the durable log, or closing the sender.
+feeds it each connection's messages, in the order they arrived on that connection, and
+carries out the `Outcome`: replies to the sender, broadcast to the others, stored updates
+appended to the durable log, or closing the sender.
 
 Every update is applied in a pycrdt transaction whose origin is an `Origin`; an observer on
 the document collects the update each transaction actually made (what Yjs emits as the
 document's ``update`` event) and the origin's policy decides whether it is stored and
-broadcast. The effective update, not the bytes the client sent, is what gets stored and
+broadcast. That effective update, not the bytes the client sent, is what gets stored and
 broadcast: the two are the same for an ordinary edit, but the effective one leaves out what
-the document already had and includes updates that were waiting for a missing dependency.
+the document already had.
+
+An update is applied whole or not at all. If pycrdt fails half-way (it can raise, or panic,
+after changing the document) or leaves part of the update waiting for updates the document
+lacks (pycrdt 0.14 loses content when several wait at once, and a waiting deletion would
+later be broadcast as part of the wrong client's update), the session rolls back to its
+last checkpoint plus the updates since, and in the second case answers with its SyncStep1
+so the client resyncs: its SyncStep2 carries everything, in one gap-free update.
 
 The document-size limit is checked cheaply and verified only near the limit: the encoded
 size is measured exactly at checkpoints (encoding the whole document, about 2-3 ms per MB)
@@ -17,8 +25,7 @@ and bounded in between by ``measured + GROWTH * bytes applied since``; an update
 at once while that bound stays under the limit. Otherwise the session measures again, and if
 the document is still too close it applies the update to a scratch copy and measures that.
 Checkpoints also happen on their own after as many update bytes as the document holds, so
-they cost O(1) amortised per byte, and they are what the session rolls back to when pycrdt
-fails half-way through an update (it can panic after changing the document).
+they cost O(1) amortised per byte.
 """
 
 from __future__ import annotations
@@ -50,7 +57,13 @@ from pocdojo.engine.protocol import (
     encode_awareness,
     encode_sync_update,
 )
-from pocdojo.engine.updates import EMPTY_UPDATE, covers, deletions_only
+from pocdojo.engine.updates import (
+    EMPTY_UPDATE,
+    covers,
+    deletions_only,
+    read_state_vector,
+    write_state_vector,
+)
 
 GROWTH: Final = 16
 """Upper bound on how many bytes the encoded document grows per byte of update applied.
@@ -61,6 +74,8 @@ in two); 16 leaves a margin.
 """
 SLACK: Final = 1024
 CHECKPOINT_MIN_BYTES: Final = 64 * 1024
+MAX_RESYNCS: Final = 8
+"""How many times one connection may send updates with missing dependencies."""
 
 READ_ONLY: Final = "read-only connection cannot edit"
 TOO_BIG: Final = "message too big"
@@ -70,10 +85,19 @@ UNDECODABLE: Final = "update cannot be decoded"
 UNAPPLICABLE: Final = "update cannot be applied"
 BAD_STATE_VECTOR: Final = "invalid state vector"
 TOO_MANY_CLIENTS: Final = "too many awareness clients"
+OUT_OF_ORDER: Final = "too many out-of-order updates"
 
 
 class InvalidUpdate(ValueError):
     """An update from the log or from a peer replica that pycrdt cannot apply."""
+
+
+class MissingDependencies(InvalidUpdate):
+    """A peer update that builds on updates this replica has not seen (nothing applied)."""
+
+
+class _Gap(Exception):
+    pass
 
 
 class _Rejected(Exception):
@@ -87,7 +111,10 @@ class _Rejected(Exception):
 class _Connection:
     can_write: bool
     bucket: TokenBucket
+    sent: dict[int, int]  # the state vector of the document sent at connect
     closed: Close | None = None
+    resyncing: bool = False
+    resyncs: int = 0
 
 
 def _pycrdt_failed(exc: BaseException) -> bool:
@@ -133,18 +160,26 @@ class DojoSession:
     # -- connections ------------------------------------------------------------------
 
     def connect(self, conn_id: str, *, can_write: bool, now: float) -> list[bytes]:
-        """Register a connection; return the messages to send it first: the session's
-        SyncStep1 and, if anyone is present, their awareness states.
+        """Register a connection; return the messages to send it, in order, before anything
+        else: the session's SyncStep1, the whole document as a SyncStep2 and, if anyone is
+        present, their awareness states.
 
+        Sending the document at once (y-websocket's server waits for the client's
+        SyncStep1) means every update broadcast later finds its dependencies already on the
+        client: pycrdt/yrs clients lose content when updates arrive before what they build
+        on. The answer to the client's own SyncStep1 then leaves out what was sent here.
         Raises ValueError if ``conn_id`` is already connected.
         """
         if conn_id in self._connections:
             raise ValueError(f"connection {conn_id!r} is already connected")
         limits = self.limits
+        state = self._doc.get_state()
         self._connections[conn_id] = _Connection(
-            can_write, TokenBucket(limits.updates_per_second, limits.update_burst, now)
+            can_write,
+            TokenBucket(limits.updates_per_second, limits.update_burst, now),
+            read_state_vector(state),
         )
-        messages = [encode(SyncStep1(self._doc.get_state()))]
+        messages = [encode(SyncStep1(state)), encode(SyncStep2(self._doc.get_update()))]
         present = self._awareness.entries()
         if present:
             messages.append(encode_awareness(encode_awareness_update(present)))
@@ -166,7 +201,8 @@ class DojoSession:
     # -- messages ---------------------------------------------------------------------
 
     def receive(self, conn_id: str, data: bytes, *, now: float) -> Outcome:
-        """Handle one message from ``conn_id`` received at monotonic time ``now``.
+        """Handle one message from ``conn_id`` received at monotonic time ``now``. Messages of
+        one connection must be handled in the order they arrived.
 
         Raises KeyError for a connection that is not connected. Once a connection has been
         told to close, every further message from it gets the same `Close` again.
@@ -182,8 +218,10 @@ class DojoSession:
             message = decode(data)
         except ProtocolError as exc:
             return self._close(conn, CloseCode.PROTOCOL_ERROR, f"malformed message: {exc.reason}")
-        if isinstance(message, (SyncUpdate, SyncStep2)):
-            return self._client_update(conn, message.update)
+        if isinstance(message, SyncUpdate):
+            return self._client_update(conn, message.update, answer=False)
+        if isinstance(message, SyncStep2):
+            return self._client_update(conn, message.update, answer=True)
         if isinstance(message, AwarenessUpdate):
             return self._awareness_update(conn_id, conn, message.payload)
         if isinstance(message, SyncStep1):
@@ -201,14 +239,22 @@ class DojoSession:
 
     def _sync_step1(self, conn: _Connection, state_vector: bytes) -> Outcome:
         try:
-            update = self._doc.get_update(state_vector)
-        except BaseException as exc:
-            if not _pycrdt_failed(exc):
-                raise
+            known = read_state_vector(state_vector)
+        except ProtocolError:
             return self._close(conn, CloseCode.PROTOCOL_ERROR, BAD_STATE_VECTOR)
+        for client, clock in conn.sent.items():
+            if known.get(client, 0) < clock:
+                known[client] = clock
+        update = self._doc.get_update(write_state_vector(known))
         return Outcome(replies=[encode(SyncStep2(update))])
 
-    def _client_update(self, conn: _Connection, update: bytes) -> Outcome:
+    def _client_update(self, conn: _Connection, update: bytes, *, answer: bool) -> Outcome:
+        if conn.resyncing:
+            # Asked to resync after an update with missing dependencies: everything the
+            # client sent before its next SyncStep2 is also in that SyncStep2.
+            if not answer:
+                return Outcome()
+            conn.resyncing = False
         if update == EMPTY_UPDATE:  # what a client with nothing new answers a SyncStep1 with
             return Outcome()
         try:
@@ -223,13 +269,20 @@ class DojoSession:
             effects = self._apply(update, Origin.CLIENT)
         except _Rejected as exc:
             return self._close(conn, exc.code, exc.reason)
+        except _Gap:
+            conn.resyncs += 1
+            if conn.resyncs > MAX_RESYNCS:
+                return self._close(conn, CloseCode.POLICY_VIOLATION, OUT_OF_ORDER)
+            conn.resyncing = True
+            return Outcome(replies=[encode(SyncStep1(self._doc.get_state()))])
         stored = [u for origin, u in effects if origin.stored]
         broadcast = [encode_sync_update(u) for origin, u in effects if origin.broadcast]
         return Outcome(broadcast=broadcast, stored=stored)
 
     def _awareness_update(self, conn_id: str, conn: _Connection, payload: bytes) -> Outcome:
         try:
-            entries = decode_awareness(payload)
+            # a client speaks for itself; y-websocket's server relays several at once
+            entries = decode_awareness(payload, max_entries=4 * self.limits.max_awareness_clients)
             changed = self._awareness.apply(conn_id, entries)
         except ProtocolError as exc:
             return self._close(conn, CloseCode.PROTOCOL_ERROR, f"malformed awareness: {exc.reason}")
@@ -245,12 +298,16 @@ class DojoSession:
         """Apply an update forwarded by another replica of this dojo (origin PEER); return
         the messages to broadcast to every local connection. Stores nothing.
 
-        Raises `InvalidUpdate` (leaving the document as it was) if it cannot be applied.
+        Peers must forward updates in the order they applied them. Raises `InvalidUpdate`
+        if it cannot be applied, `MissingDependencies` if it builds on updates this replica
+        lacks (the host then resyncs the replicas); either way the document is unchanged.
         """
         try:
             effects = self._apply(update, Origin.PEER)
         except _Rejected as exc:
             raise InvalidUpdate(exc.reason) from None
+        except _Gap:
+            raise MissingDependencies("update builds on updates not seen here") from None
         return [encode_sync_update(u) for origin, u in effects if origin.broadcast]
 
     def set_starter_files(self, files: dict[str, str]) -> bytes:
@@ -302,6 +359,7 @@ class DojoSession:
         effects = [
             (Origin.SERVER if h is None else BY_HASH.get(h, Origin.SERVER), u)
             for h, u in self._events
+            if u != EMPTY_UPDATE
         ]
         self._events.clear()
         for _, update in effects:
@@ -314,12 +372,16 @@ class DojoSession:
     def _apply(self, update: bytes, origin: Origin) -> list[tuple[Origin, bytes]]:
         """Apply ``update`` tagged ``origin``; return the (origin, update) it took effect as.
 
-        Raises `_Rejected` if pycrdt refuses it; the document is then as it was before.
+        Raises `_Rejected` if pycrdt refuses it and `_Gap` if part of it waits for updates the
+        document lacks; either way the document is then as it was before.
         """
         self._events.clear()
+        check = origin is not Origin.REPLAY
         try:
             with self._doc.transaction(origin=origin):
                 self._doc.apply_update(update)
+                # inside the transaction: reading the state vector then needs no commit
+                gap = check and self._left_pending(update)
         except BaseException as exc:
             if not _pycrdt_failed(exc):
                 raise
@@ -330,7 +392,31 @@ class DojoSession:
                 raise _Rejected(CloseCode.UNSUPPORTED_DATA, UNDECODABLE) from None
             self._rebuild()
             raise _Rejected(CloseCode.UNSUPPORTED_DATA, UNAPPLICABLE) from None
+        if gap:
+            # pycrdt 0.14 (yrs 0.28) loses content when several updates wait for missing
+            # ones at once, so nothing is ever left waiting: roll back, let the sender resync.
+            self._rebuild()
+            raise _Gap
         return self._take_effects()
+
+    def _left_pending(self, update: bytes) -> bool:
+        """Whether some of ``update``, just applied, waits for updates the document lacks:
+        structs that did not integrate, or deletions of items it does not have yet.
+
+        Whatever the document integrated is below its state vector, so diffing the update
+        against it leaves structs only if some did not integrate. (pycrdt's
+        ``get_state(update)`` cannot tell: it omits clients whose structs start after 0.)
+        Waiting deletions matter too: they would take effect in some later client's
+        transaction and be broadcast to everyone but that client.
+        """
+        state = self._doc.get_state()
+        deletions = deletions_only(get_update(update, state))
+        if deletions is None:
+            return True
+        if not deletions:
+            return False
+        have = read_state_vector(state)
+        return any(ranges[-1][1] > have.get(client, 0) for client, ranges in deletions.items())
 
     def _rebuild(self) -> None:
         doc = new_doc()

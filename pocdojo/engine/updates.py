@@ -1,4 +1,4 @@
-"""The little the engine reads inside a Yjs update (v1 encoding) itself.
+"""The little the engine reads inside Yjs updates (v1 encoding) and state vectors itself.
 
 An update is its structs (``varUint`` number of clients, then per client its new items)
 followed by its delete set: ``varUint`` number of clients, then per client ``varUint``
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-from pocdojo.engine.protocol import read_var_uint
+from pocdojo.engine.protocol import ProtocolError, read_var_uint, write_var_uint
 
 DeleteSet = dict[int, list[tuple[int, int]]]
 """client id -> sorted, merged, non-overlapping ``(start, end)`` clock ranges."""
@@ -71,3 +71,27 @@ def covers(outer: DeleteSet, inner: DeleteSet) -> bool:
             if i < 0 or have[i][1] < end:
                 return False
     return True
+
+
+def read_state_vector(state_vector: bytes) -> dict[int, int]:
+    """Decode a state vector (``varUint`` count, then ``varUint`` client and clock pairs):
+    client id -> the next clock expected from that client.
+
+    Raises `pocdojo.engine.protocol.ProtocolError` if malformed.
+    """
+    count, pos = read_var_uint(state_vector, 0)
+    clocks: dict[int, int] = {}
+    for _ in range(count):
+        client, pos = read_var_uint(state_vector, pos)
+        clocks[client], pos = read_var_uint(state_vector, pos)
+    if pos != len(state_vector):
+        raise ProtocolError("trailing bytes after state vector")
+    return clocks
+
+
+def write_state_vector(clocks: dict[int, int]) -> bytes:
+    """Encode a state vector (the inverse of `read_state_vector`)."""
+    parts = [write_var_uint(len(clocks))]
+    for client, clock in clocks.items():
+        parts += (write_var_uint(client), write_var_uint(clock))
+    return b"".join(parts)

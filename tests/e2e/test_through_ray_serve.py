@@ -7,8 +7,6 @@ The cluster uses shifted ports and its own temp dir, so it runs beside a develop
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,28 +15,15 @@ import pytest
 
 from pocdojo import local_cluster
 from pocdojo.settings import Settings
-from tests.conftest import TenantFixture, free_port
+from tests.conftest import TenantFixture, isolated_cluster_settings
 
 pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
 def serve_url(settings: Settings, migrated: None) -> Iterator[str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    temp_dir = tempfile.mkdtemp(prefix="ray-e2e-", dir="/tmp")
-    cluster = settings.model_copy(
-        update={
-            "serve_port": port,
-            "public_base_url": base,
-            # Same issuer as the test tokens: the key file is shared; JWKS come from the
-            # uvicorn test server's issuer endpoint.
-            "ray_address": f"127.0.0.1:{free_port()}",
-            "ray_dashboard_port": free_port(),
-            "ray_port_base": 200 + os.getpid() % 100,
-            "ray_temp_dir": temp_dir,
-        }
-    )
+    cluster = isolated_cluster_settings(settings, offset=200)
+    base = cluster.public_base_url
     config = Path(__file__).resolve().parents[2] / "cluster/kuberay/serve-config.yaml"
     local_cluster.start_ray(cluster)
     try:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Awareness, Doc
 
@@ -25,6 +25,7 @@ json_states = st.none() | st.dictionaries(
 )
 
 
+@settings(database=None)
 @given(
     st.lists(
         st.tuples(st.integers(0, MAX_SAFE_INTEGER), st.integers(0, MAX_SAFE_INTEGER), json_states),

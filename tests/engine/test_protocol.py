@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import (
     Decoder,
@@ -49,6 +49,7 @@ messages: st.SearchStrategy[Message] = st.one_of(
 )
 
 
+@settings(database=None)
 @given(messages)
 def test_every_message_survives_a_round_trip(message: Message) -> None:
     data = encode(message)
@@ -56,6 +57,7 @@ def test_every_message_survives_a_round_trip(message: Message) -> None:
     assert encode(decode(data)) == data
 
 
+@settings(database=None)
 @given(st.integers(min_value=0, max_value=MAX_VAR_UINT))
 def test_var_uints_round_trip_up_to_64_bits(value: int) -> None:
     data = write_var_uint(value)
@@ -92,12 +94,14 @@ def test_sync_step2_matches_pycrdts_answer_to_a_sync_step1() -> None:
     assert decode(step1) == SyncStep1(client.get_state())
 
 
+@settings(database=None)
 @given(payloads)
 def test_update_and_awareness_messages_match_pycrdt(payload: bytes) -> None:
     assert encode(SyncUpdate(payload)) == create_update_message(payload)
     assert encode(AwarenessUpdate(payload)) == create_awareness_message(payload)
 
 
+@settings(database=None)
 @given(payloads)
 def test_pycrdt_reads_what_we_write(payload: bytes) -> None:
     data = encode(SyncUpdate(payload))
@@ -161,6 +165,7 @@ prefixes = st.sampled_from(
 )
 
 
+@settings(database=None)
 @given(st.binary(max_size=64) | st.builds(bytes.__add__, prefixes, st.binary(max_size=40)))
 def test_decode_returns_a_message_or_raises_protocol_error_and_nothing_else(data: bytes) -> None:
     try:

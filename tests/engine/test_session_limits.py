@@ -224,6 +224,15 @@ def test_a_connection_cannot_announce_too_many_awareness_clients() -> None:
     assert session.awareness_states() == {}
 
 
+def test_an_awareness_message_with_too_many_entries_is_refused() -> None:
+    session = _session(Limits(max_awareness_clients=2), "c")
+    entries = [AwarenessEntry(i, 1, "null") for i in range(1, 10)]
+    outcome = session.receive(
+        "c", encode(AwarenessUpdate(encode_awareness_update(entries))), now=0.0
+    )
+    assert outcome.close == Close(1002, "malformed awareness: too many awareness entries")
+
+
 def test_limits_must_make_sense() -> None:
     with pytest.raises(ValueError, match="positive"):
         Limits(max_message_bytes=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pycrdt import Doc, Map, Text, TransactionEvent, merge_updates
+from pycrdt import Doc, Map, Text, TransactionEvent, get_state, merge_updates
 
 from pocdojo.engine.origin import Origin
 from pocdojo.engine.protocol import (
@@ -19,12 +19,15 @@ from pocdojo.engine.session import DojoSession
 from tests.engine.yclient import Room, SimClient
 
 
-def test_connect_sends_the_sessions_sync_step1() -> None:
+def test_connect_sends_the_sessions_state_vector_and_the_whole_document() -> None:
     session = DojoSession("d")
     session.set_starter_files({"main.py": "print(1)\n"})
-    (hello,) = session.connect("c", can_write=True, now=0.0)
-    message = decode(hello)
-    assert isinstance(message, SyncStep1)
+    step1, step2 = (decode(m) for m in session.connect("c", can_write=True, now=0.0))
+    assert step1 == SyncStep1(get_state(session.state_update()))
+    assert isinstance(step2, SyncStep2)
+    client: Doc[Any] = Doc()
+    client.apply_update(step2.update)
+    assert str(client.get("files", type=Map)["main.py"]) == "print(1)\n"
     assert session.connections() == ["c"]
 
 
@@ -42,14 +45,29 @@ def test_a_sync_step1_is_answered_with_what_the_client_misses() -> None:
     session = DojoSession("d")
     session.set_starter_files({"a.txt": "abc"})
     session.connect("c", can_write=True, now=0.0)
+    elsewhere: Doc[Any] = Doc()
+    elsewhere.get("files", type=Map)["b.txt"] = Text("new")
+    session.apply_peer_update(elsewhere.get_update())
     client: Doc[Any] = Doc()
     outcome = session.receive("c", encode(SyncStep1(client.get_state())), now=0.0)
     (reply,) = outcome.replies
     message = decode(reply)
     assert isinstance(message, SyncStep2)
+    # what connect() already sent is left out; what came since is in
     client.apply_update(message.update)
-    assert str(client.get("files", type=Map)["a.txt"]) == "abc"
+    assert set(client.get("files", type=Map).keys()) == {"b.txt"}
     assert outcome.broadcast == outcome.stored == []
+
+
+def test_a_second_sync_step1_gets_only_what_is_new() -> None:
+    room = Room(DojoSession("d"))
+    room.session.set_starter_files({"a.txt": "x" * 5000})
+    client = room.join(SimClient("c"))
+    room.pump()
+    client.hello()
+    room.to_server(client)
+    (answer,) = client.inbox
+    assert len(answer) < 100
 
 
 def test_edits_propagate_between_three_clients() -> None:
@@ -196,3 +214,22 @@ def test_auth_and_query_awareness_need_no_document_work() -> None:
     assert session.receive("c", b"\x02\x00\x02no", now=0.0).close is None
     quiet = session.receive("c", encode(QueryAwareness()), now=0.0)
     assert quiet.replies == quiet.broadcast == quiet.stored == []
+
+
+def test_a_writer_reconnecting_with_known_deletions_stores_nothing() -> None:
+    room = Room(DojoSession("d"))
+    writer = room.join(SimClient("w"))
+    room.pump()
+    writer.root["f"] = Text("hello world")
+    room.pump()
+    del writer.text("f")[0:6]
+    room.pump()
+    stored = len(room.stored)
+    room.leave("w")
+    again = SimClient("w2")
+    again.doc.apply_update(writer.doc.get_update())
+    again.outbox.clear()
+    room.join(again)
+    room.pump()
+    assert len(room.stored) == stored
+    assert room.session.files() == again.files() == {"f": "world"}

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycrdt import Doc, Map, Text, TransactionEvent
+from pycrdt import Doc, Map, Text, TransactionEvent, merge_updates
 
 from pocdojo.engine.awareness import AwarenessEntry, decode_awareness, encode_awareness_update
 from pocdojo.engine.outcome import Close
@@ -120,21 +120,43 @@ class Room:
     def to_client(self, client: SimClient, index: int = 0) -> None:
         client.handle(client.inbox.pop(index))
 
+    def step(self, rng: random.Random) -> bool:
+        """Deliver the oldest message of a queue chosen by ``rng``; False if all are empty.
+
+        Each direction of each connection keeps its order, as a websocket does; the
+        interleaving across connections and directions is random.
+        """
+        busy = [
+            (client, outgoing)
+            for client in self.clients.values()
+            for outgoing, queue in ((True, client.outbox), (False, client.inbox))
+            if queue
+        ]
+        if not busy:
+            return False
+        client, outgoing = rng.choice(busy)
+        if outgoing:
+            self.to_server(client)
+        else:
+            self.to_client(client)
+        return True
+
     def pump(self, rng: random.Random | None = None) -> None:
-        """Deliver everything until no queue has anything left (FIFO, or shuffled by rng)."""
-        while True:
-            busy = [
-                (c, outgoing)
-                for c in self.clients.values()
-                for outgoing, queue in ((True, c.outbox), (False, c.inbox))
-                if queue
-            ]
-            if not busy:
-                return
-            client, outgoing = busy[0] if rng is None else rng.choice(busy)
-            queue = client.outbox if outgoing else client.inbox
-            index = 0 if rng is None else rng.randrange(len(queue))
-            if outgoing:
-                self.to_server(client, index)
-            else:
-                self.to_client(client, index)
+        """Deliver everything until no queue has anything left."""
+        rng = rng or random.Random(0)
+        while self.step(rng):
+            pass
+
+    def restart(self, log: list[bytes]) -> None:
+        """The session crashes and comes back from ``log``; messages in flight are lost and
+        every client reconnects, as y-websocket's provider does."""
+        self.session = DojoSession(self.session.dojo_id, initial_update=merge_updates(*log))
+        self.stored = []
+        self.closed = {}
+        for client in self.clients.values():
+            client.inbox.clear()
+            client.outbox.clear()
+            client.inbox.extend(
+                self.session.connect(client.conn_id, can_write=client.can_write, now=self.now)
+            )
+            client.hello()
