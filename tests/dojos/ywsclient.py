@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Any
 
 import websockets
 from pycrdt import Doc, Map, Text, TransactionEvent
 
-from pocdojo.engine.protocol import SyncStep1, SyncStep2, SyncUpdate, decode, encode
+from pocdojo.engine.awareness import AwarenessEntry, decode_awareness, encode_awareness_update
+from pocdojo.engine.protocol import (
+    AwarenessUpdate,
+    SyncStep1,
+    SyncStep2,
+    SyncUpdate,
+    decode,
+    encode,
+)
 
 REMOTE = "remote"
 
@@ -27,6 +36,9 @@ class YClient:
         self.received_bytes = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.synced = asyncio.Event()
+        self.awareness: dict[int, dict[str, Any] | None] = {}
+        self._awareness_clock = 0
+        self.seen_names: set[str] = set()
 
     def _on_transaction(self, event: TransactionEvent) -> None:
         if event.transaction.origin() != hash(REMOTE):  # type: ignore[attr-defined]
@@ -49,6 +61,13 @@ class YClient:
             async for data in self.ws:
                 self.received_bytes += len(data)
                 message = decode(data)
+                if isinstance(message, AwarenessUpdate):
+                    for entry, state in decode_awareness(message.payload):
+                        self.awareness[entry.client_id] = state
+                        user = (state or {}).get("user")
+                        if isinstance(user, dict) and "name" in user:
+                            self.seen_names.add(str(user["name"]))
+                    continue
                 if isinstance(message, SyncStep1):
                     await self.ws.send(encode(SyncStep2(self.doc.get_update(message.state_vector))))
                 elif isinstance(message, (SyncStep2, SyncUpdate)):
@@ -66,6 +85,19 @@ class YClient:
         with contextlib.suppress(websockets.ConnectionClosed):
             while True:
                 await self.ws.send(await self._outgoing.get())
+
+    async def set_awareness(self, state: dict[str, Any]) -> None:
+        """Announce our presence (cursor, name) as y-protocols awareness."""
+        self._awareness_clock += 1
+        entry = AwarenessEntry(self.doc.client_id, self._awareness_clock, json.dumps(state))
+        await self.ws.send(encode(AwarenessUpdate(encode_awareness_update([entry]))))
+
+    def awareness_names(self) -> list[str]:
+        return [
+            s["user"]["name"]
+            for s in self.awareness.values()
+            if s and isinstance(s.get("user"), dict)
+        ]
 
     async def send_raw(self, data: bytes) -> None:
         await self.ws.send(data)
