@@ -5,13 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: help install services db run up down test lint typecheck bench-api bench-search openapi clean
+.PHONY: help install services db run up down test lint typecheck bench-api bench-search bench-dojo openapi clean
 
 help:
 	@echo "make run        set up everything and start the platform (foreground)"
 	@echo "make test       set up everything, then ruff, mypy and the whole test suite"
 	@echo "make bench-api  PoC API load benchmark: Ray Serve vs plain uvicorn"
 	@echo "make bench-search  search at 1M PoCs / 1,000 tenants vs a naive ILIKE baseline"
+	@echo "make bench-dojo    S dojos x P typists vs the reference y-websocket server"
 	@echo "make openapi    regenerate openapi.json from the code"
 	@echo "make down       stop a platform started with 'pocdojo up --detach'"
 
@@ -58,6 +59,9 @@ bench-api: db
 
 bench-search: install services
 	$(BIN)/python -m loadtests.bench_search
+
+bench-dojo: db
+	$(BIN)/python -m loadtests.bench_dojo
 
 openapi: install
 	$(BIN)/pocdojo openapi --write

@@ -114,7 +114,13 @@ def start_ray(settings: Settings) -> bool:
     ]
     if settings.ray_temp_dir:
         command.append(f"--temp-dir={settings.ray_temp_dir}")
-    subprocess.run(command, env=ray_env(settings), check=True, stdout=subprocess.DEVNULL)
+    try:
+        subprocess.run(command, env=ray_env(settings), check=True, stdout=subprocess.DEVNULL)
+    except subprocess.CalledProcessError:
+        # On a saturated 2-core machine the raylet can miss its start-up deadline once.
+        stop_ray(settings)
+        time.sleep(2.0)
+        subprocess.run(command, env=ray_env(settings), check=True, stdout=subprocess.DEVNULL)
     return True
 
 
