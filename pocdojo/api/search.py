@@ -45,7 +45,8 @@ class HitOut(BaseModel):
 
 class SearchOut(BaseModel):
     hits: list[HitOut]
-    facets: FacetsOut
+    facets: FacetsOut | None = None
+    # With the first page only (no cursor).
     next_cursor: str | None
 
 

@@ -15,8 +15,7 @@ from pocdojo.api.context import make_verifier
 from pocdojo.api.metrics import MetricsMiddleware
 from pocdojo.api.problems import EXCEPTION_HANDLERS
 from pocdojo.settings import Settings, get_settings
-from pocdojo.storage.db import Database
-from pocdojo.storage.search_postgres import PostgresSearch
+from pocdojo.storage.search_postgres import PostgresSearch, open_search_database
 
 
 @contextlib.asynccontextmanager
@@ -34,7 +33,9 @@ async def open_search_index(settings: Settings) -> AsyncIterator[object]:
         finally:
             await backend.aclose()
         return
-    async with Database(settings.search_database_url, max_size=settings.db_pool_max) as db:
+    async with open_search_database(
+        settings.search_database_url, max_size=settings.db_pool_max
+    ) as db:
         yield PostgresSearch(db)
 
 

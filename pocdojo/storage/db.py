@@ -39,8 +39,10 @@ class Database:
         min_size: int = 0,
         max_size: int = 10,
         command_timeout: float = 5.0,
+        server_settings: dict[str, str] | None = None,
     ) -> None:
         self._dsn = dsn
+        self._server_settings = server_settings
         self._min_size = min_size
         self._max_size = max_size
         self._command_timeout = command_timeout
@@ -67,6 +69,7 @@ class Database:
             # Fail fast when the server is down instead of hanging the request.
             timeout=2.0,
             max_inactive_connection_lifetime=60.0,
+            server_settings=self._server_settings,
         )
 
     async def stop(self) -> None:

@@ -134,15 +134,18 @@ class SearchResult:
     next_cursor: str | None
     facets_exact: bool = True
     """False when the matches were too many to count them all (see the backend)."""
+    with_facets: bool = True
+    """False on later pages (a cursor): facets come with the first page."""
 
     def to_json(self) -> dict[str, Any]:
+        facets = {
+            "languages": [{"value": f.value, "count": f.count} for f in self.languages],
+            "tags": [{"value": f.value, "count": f.count} for f in self.tags],
+            "exact": self.facets_exact,
+        }
         return {
             "hits": [h.to_json() for h in self.hits],
-            "facets": {
-                "languages": [{"value": f.value, "count": f.count} for f in self.languages],
-                "tags": [{"value": f.value, "count": f.count} for f in self.tags],
-                "exact": self.facets_exact,
-            },
+            "facets": facets if self.with_facets else None,
             "next_cursor": self.next_cursor,
         }
 

@@ -14,7 +14,7 @@ import pytest_asyncio
 from pocdojo.settings import Settings
 from pocdojo.storage.db import Database
 from pocdojo.storage.search import SearchDoc, SearchIndex
-from pocdojo.storage.search_postgres import PostgresSearch
+from pocdojo.storage.search_postgres import PostgresSearch, open_search_database
 
 _clock = itertools.count()
 BASE_TIME = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -43,7 +43,7 @@ def doc(name: str, **fields: Any) -> SearchDoc:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def search_db(settings: Settings, migrated: None) -> AsyncIterator[Database]:
     url = settings.search_database_url.rsplit("/", 1)[0] + "/pocdojo_test"
-    async with Database(url, max_size=8) as db:
+    async with open_search_database(url, max_size=8) as db:
         yield db
 
 
