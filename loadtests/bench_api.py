@@ -23,6 +23,7 @@ import platform
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -35,9 +36,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
+from urllib.parse import urlparse
 
 import httpx
 import psutil
+
+from pocdojo.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA_DIR = ROOT / "loadtests" / "wrk"
@@ -46,13 +50,18 @@ SERVE_URL = "http://127.0.0.1:8000"
 BASELINE_HOST, BASELINE_PORT = "127.0.0.1", 8100
 BASELINE_URL = f"http://{BASELINE_HOST}:{BASELINE_PORT}"
 DASHBOARD_URL = "http://127.0.0.1:8265"
+_ray_host, _, _ray_port = get_settings().ray_address.rpartition(":")
+RAY_GCS = (_ray_host or "127.0.0.1", int(_ray_port))
+DATABASE_NAME = urlparse(get_settings().database_url).path.lstrip("/") or "pocdojo"
 BENCH_EMAIL = "alice@acme.test"
 CASES = ("create", "get", "list")
 WARMUP_S = 3
 WRK_TIMEOUT = "5s"  # per request: slower answers count as timeout errors
 GOAL_GET_P99_MS = 15.0
 GOAL_RPS = 1500.0
+SETTLED_BUSY = 15.0  # % of all cores: Ray's idle processes take ~5-10%
 OTHER_CPU_WARN = 25.0  # % of one core taken by processes outside server, PG, wrk, Ray
+RAY_CPU_WARN = 80.0  # Ray's other processes: ~15-25 idle, ~50-60 after creates
 
 Side = Literal["project", "baseline"]
 SIDE_LABEL: dict[str, str] = {"project": "Ray Serve", "baseline": "uvicorn"}
@@ -92,6 +101,14 @@ def run(cmd: list[str], timeout_s: float, **kwargs: Any) -> subprocess.Completed
     return subprocess.run(
         cmd, cwd=ROOT, text=True, capture_output=True, timeout=timeout_s, check=False, **kwargs
     )
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def pocdojo_bin() -> str:
@@ -234,6 +251,25 @@ def warn_if_busy() -> None:
     log(f"WARNING: the machine is {busy:.0f}% busy before the run ({names}): figures will be low")
 
 
+def settle(max_wait_s: float, threshold: float = SETTLED_BUSY) -> None:
+    """Wait until the machine is quiet again: after the create case the outbox relay and
+    the search indexer (other Serve deployments) work off the new events for a while."""
+    started = time.monotonic()
+    busy = 100.0
+    while True:
+        before = psutil.cpu_times()
+        time.sleep(2.0)
+        busy = host_busy(before, psutil.cpu_times())
+        waited = time.monotonic() - started
+        if busy < threshold:
+            if waited > 3.0:
+                log(f"  waited {waited:.0f}s for the machine to settle ({busy:.0f}% busy)")
+            return
+        if waited >= max_wait_s:
+            log(f"  WARNING: still {busy:.0f}% busy after {waited:.0f}s: measuring anyway")
+            return
+
+
 @dataclass
 class Usage:
     """Server memory and where the CPU went during one measured run (100 = one core)."""
@@ -261,11 +297,16 @@ CpuSnapshot = dict[tuple[int, float], tuple[str, str, float]]
 
 
 def process_kind(name: str, cmdline: list[str] | None) -> str:
+    line = " ".join(cmdline or [])
     if name.startswith("postgres"):
+        # A backend reads "postgres: 15/main: USER DATABASE HOST(PORT) STATE": one serving
+        # another database (tests, another benchmark) is someone else's load.
+        fields = line.split()
+        if len(fields) >= 5 and "(" in fields[4] and fields[3] != DATABASE_NAME:
+            return "other"
         return "postgres"
     if name == "wrk":
         return "wrk"
-    line = " ".join(cmdline or [])
     if name.startswith(("ray", "gcs_server")) or "ray::" in line or "/site-packages/ray/" in line:
         return "ray"
     return "other"
@@ -384,16 +425,25 @@ def platform_up(skip_start: bool) -> Iterator[bool]:
         log(f"{SERVE_URL}/healthz does not answer and --skip-serve-start: baseline only")
         yield False
         return
+    # Stop it at the end only if this run started Ray itself: a Ray head someone else
+    # runs (with Serve not answering) is left running, with our deployment on it.
+    owned = not port_open(*RAY_GCS)
     log("Ray Serve is not up: pocdojo up --detach (up to 5 minutes)")
-    result = run([pocdojo_bin(), "up", "--detach"], 300)
-    if result.returncode != 0:
-        raise BenchError(f"pocdojo up failed:\n{(result.stdout + result.stderr)[-3000:]}")
     try:
+        result = run([pocdojo_bin(), "up", "--detach"], 300)
+    except subprocess.TimeoutExpired as exc:
+        result = subprocess.CompletedProcess(exc.cmd, -1, "", "timed out after 300 s")
+    try:
+        if result.returncode != 0:
+            raise BenchError(f"pocdojo up failed:\n{(result.stdout + result.stderr)[-3000:]}")
         wait_http(f"{SERVE_URL}/healthz", 60)
         yield True
     finally:
-        log("stopping the platform this run started: pocdojo down")
-        run([pocdojo_bin(), "down"], 180)
+        if owned:
+            log("stopping the platform this run started: pocdojo down")
+            run([pocdojo_bin(), "down"], 180)
+        else:
+            log("Ray was already running before this run: leaving it up")
 
 
 @contextmanager
@@ -531,6 +581,7 @@ def bench_case(
     find: Callable[[], list[psutil.Process]],
 ) -> Result:
     url = SERVE_URL if side == "project" else BASELINE_URL
+    settle(args.settle)
     log(f"{case:<6} {side:<8} ({SIDE_LABEL[side]}): warm-up {WARMUP_S}s, then {args.duration}s")
     run_wrk(wrk, url, case, WARMUP_S, args, env)
     with UsageSampler(find) as sampler:
@@ -594,6 +645,23 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def cpu_table(results: list[Result]) -> str:
+    head = (
+        f"{'case':<7}{'side':<20}{'machine%':>9}{'server':>8}{'postgres':>9}{'wrk':>6}"
+        f"{'Ray etc':>8}{'other':>7}"
+    )
+    lines = ["where the CPU went (100 = one core; machine% of all cores):", head]
+    for r in results:
+        u = r.usage
+        side = f"{r.side} ({SIDE_LABEL[r.side]})"
+        lines.append(
+            f"{r.case:<7}{side:<20}{u.host_busy_percent:>9.0f}{u.cpu_percent:>8.0f}"
+            f"{u.postgres_percent:>9.0f}{u.wrk_percent:>6.0f}{u.ray_percent:>8.0f}"
+            f"{u.other_percent:>7.0f}"
+        )
+    return "\n".join(lines)
+
+
 def goal_lines(results: list[Result]) -> list[str]:
     get = next((r for r in results if r.side == "project" and r.case == "get"), None)
     if get is None:
@@ -632,6 +700,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--ids", type=int, default=200, help="PoCs pre-created for GET")
     parser.add_argument(
+        "--settle",
+        type=float,
+        default=60.0,
+        help="at most this many seconds to wait for a quiet machine before each case",
+    )
+    parser.add_argument(
         "--output", type=Path, default=ROOT / "bench-results" / "api.json", help="JSON rows"
     )
     args = parser.parse_args(argv)
@@ -656,6 +730,7 @@ def bench(args: argparse.Namespace) -> list[Result]:
     )
     log(f"load generator: {wrk_version(wrk)} (-t{args.threads} -c{args.connections}, same host)")
     results: list[Result] = []
+    serve_info = ""
     with (
         tempfile.TemporaryDirectory(prefix="bench-api-") as tmp,
         platform_up(args.skip_serve_start) as serve_up,
@@ -668,7 +743,8 @@ def bench(args: argparse.Namespace) -> list[Result]:
             sides: list[Side] = ["project", "baseline"] if serve_up else ["baseline"]
             if serve_up:
                 check_api(SERVE_URL, token)
-                log(f"Ray Serve: {serve_description()}")
+                serve_info = serve_description()
+                log(f"Ray Serve: {serve_info}")
             check_api(BASELINE_URL, token)
             ids_file = workdir / "poc-ids.txt"
             ids = precreate(BASELINE_URL, token, args.ids, ids_file)
@@ -702,11 +778,20 @@ def bench(args: argparse.Namespace) -> list[Result]:
         f"machine: nproc {info['nproc']} | {info['cpu']} | kernel {info['kernel']} | "
         f"{wrk_version(wrk)}"
     )
+    if serve_info:
+        print(f"Ray Serve: {serve_info}")
     print(table(results))
     print(
         "RSS: peak during the run; project = ServeReplica:poc-api + HAProxy (or ProxyActor), "
         "baseline = the uvicorn process. srv CPU%: 100 = one core."
     )
+    print()
+    print(cpu_table(results))
+    print(
+        "Ray etc: Ray's own processes and the other Serve deployments (outbox relay, search "
+        "indexer: they work off the events the create case writes)"
+    )
+    print()
     for line in goal_lines(results):
         print(line)
     noisy = [r for r in results if r.usage.other_percent > OTHER_CPU_WARN]
@@ -719,6 +804,13 @@ def bench(args: argparse.Namespace) -> list[Result]:
             f"WARNING: processes other than the server, PostgreSQL, wrk and Ray took more than "
             f"{OTHER_CPU_WARN:.0f}% of a core during {names}: something else ran on the "
             "machine; run again when it is quiet"
+        )
+    busy_ray = [r for r in results if r.usage.ray_percent > RAY_CPU_WARN]
+    if busy_ray:
+        names = ", ".join(f"{r.case}/{r.side} {r.usage.ray_percent:.0f}%" for r in busy_ray)
+        print(
+            f"WARNING: Ray's other processes took more than {RAY_CPU_WARN:.0f}% of a core "
+            f"during {names}: other deployments or actors were busy; see `ray status`"
         )
     return results
 
