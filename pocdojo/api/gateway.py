@@ -28,6 +28,7 @@ from pocdojo.types import Principal
 
 log = logging.getLogger("pocdojo.gateway")
 POLICY_VIOLATION, UNSUPPORTED_DATA, TRY_AGAIN_LATER, SERVICE_RESTART = 1008, 1003, 1013, 1012
+JOIN_ATTEMPTS, JOIN_RETRY_S = 20, 0.5
 
 
 def events_channel(tenant_id: uuid.UUID, dojo_id: uuid.UUID) -> str:
@@ -83,11 +84,21 @@ async def sync_socket(ws: WebSocket) -> None:
     principal, dojo = admitted
     services: Services = ws.app.state.services
     conn_id = uuid.uuid4().hex
-    try:
-        actor = get_or_create(services.settings, principal.tenant_id, dojo.id)
-        initial = await actor.join.remote(conn_id, str(principal.user_id), dojo.status == "live")
-    except Exception as exc:
-        log.warning("dojo %s: session unavailable: %s", dojo.id, exc)
+    actor: Any = None
+    initial: list[bytes] | None = None
+    # A session actor that was just killed restarts within seconds: wait for it rather
+    # than bouncing every reconnecting client.
+    for attempt in range(JOIN_ATTEMPTS):
+        try:
+            actor = get_or_create(services.settings, principal.tenant_id, dojo.id)
+            initial = await actor.join.remote(
+                conn_id, str(principal.user_id), dojo.status == "live"
+            )
+            break
+        except Exception as exc:
+            log.info("dojo %s: session not ready (attempt %d): %s", dojo.id, attempt + 1, exc)
+            await asyncio.sleep(JOIN_RETRY_S)
+    if initial is None:
         await ws.close(TRY_AGAIN_LATER, "session unavailable, retry")
         return
     for message in initial:

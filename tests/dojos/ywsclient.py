@@ -45,15 +45,37 @@ class YClient:
             self._outgoing.put_nowait(encode(SyncUpdate(event.update)))
 
     async def connect(self) -> YClient:
+        """Connect and sync; like y-websocket, reconnect when the server closes early
+        (1012/1013 while a session restarts)."""
+        for _ in range(10):
+            try:
+                return await self._connect_once()
+            except (TimeoutError, websockets.ConnectionClosed, OSError):
+                if self.close_code not in (None, 1011, 1012, 1013):
+                    raise
+                await asyncio.sleep(0.5)
+        return await self._connect_once()
+
+    async def _connect_once(self) -> YClient:
         self.synced.clear()
+        self.close_code = None
         self.ws = await websockets.connect(self.url, max_size=None)
         await self.ws.send(encode(SyncStep1(self.doc.get_state())))
         self._tasks = [
             asyncio.create_task(self._reader()),
             asyncio.create_task(self._writer()),
         ]
-        # The server sends the whole document right after joining: wait for it.
-        await asyncio.wait_for(self.synced.wait(), 30)
+        # The server sends the whole document right after joining: wait for it, unless the
+        # server closed first.
+        synced = asyncio.ensure_future(self.synced.wait())
+        done, _ = await asyncio.wait(
+            {synced, self._tasks[0]}, timeout=30, return_when=asyncio.FIRST_COMPLETED
+        )
+        if synced not in done:
+            synced.cancel()
+            for task in self._tasks:
+                task.cancel()
+            raise TimeoutError(f"not synced (close code {self.close_code})")
         return self
 
     async def _reader(self) -> None:
