@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import hypothesis
 import pytest
 import pytest_asyncio
 import redis
@@ -31,6 +32,15 @@ from pocdojo.settings import Settings
 from pocdojo.storage import schema
 from pocdojo.storage.db import Database
 from pocdojo.types import Role, TenantId, UserId
+
+# Speed is measured by benchmarks, not asserted in tests: on a shared 2-core machine a draw
+# can stall for seconds, which must not fail a property test.
+hypothesis.settings.register_profile(
+    "pocdojo",
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+hypothesis.settings.load_profile("pocdojo")
 
 TEST_DB = "pocdojo_test"
 PASSWORD = "correct horse battery staple"
