@@ -52,7 +52,7 @@ typecheck: install
 test: install services lint typecheck
 	$(BIN)/pocdojo migrate
 	$(BIN)/pocdojo seed demo
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -rs -p no:cacheprovider
 
 bench-api: db
 	$(BIN)/python -m loadtests.bench_api
