@@ -14,11 +14,17 @@ Side "project": the production path: HAProxy on 127.0.0.1:8000 -> the dojo-api S
 (gateway) -> one DojoSession Ray actor per dojo, which logs every update to PostgreSQL.
 Side "baseline": the reference server of npm ``y-websocket@1`` (``bin/server.js``, one Node
 process, in memory, persists nothing), same clients, same load. The baseline runs first so
-the 50 idle dojo actors the project side leaves behind (they exit 60 s after their last
-participant) do not share the CPU with it.
+the project's dojo actors never share the CPU with it.
+
+Durability (project): each dojo's ``dojo_updates`` log is replayed into a fresh doc and its
+state vector compared with every participant's own clock (one clock per typed character), so
+an update that reached the log merged with others (a reconnecting client resends what the
+server lacks in one message) still counts. After the run the benchmark dojos' session
+actors are killed (``--keep-actors`` keeps them): one Ray worker each, ~115 MB.
 
 Writes ``bench-results/dojo.json``: rows ``{"case", "metric", "value", "unit", "side"}``.
 Load generator and servers share the machine's cores: figures are "everything on one box".
+See ``loadtests/dojo/README.md``.
 """
 
 from __future__ import annotations
@@ -916,8 +922,18 @@ def build_rows(case: str, dojos: int, runs: dict[Side, SideRun]) -> list[dict[st
         add(side, "deliveries_missing", load.deliveries_missing, "count")
         add(side, "disconnects", load.disconnects_during_run, "count")
         if side == "project":
-            server, pg = sr.usage["ray_haproxy"], sr.usage["postgres"]
+            parts = [sr.usage[g] for g in ("gateway", "sessions", "ingress")]
+            server = GroupUsage(
+                cpu_percent=sum(u.cpu_percent for u in parts),
+                rss_mib=sum(u.rss_mib for u in parts),
+                pss_mib=sum(u.pss_mib for u in parts),
+                peak_rss_mib=sum(u.peak_rss_mib for u in parts),
+                processes=sum(u.processes for u in parts),
+            )
+            pg = sr.usage["postgres"]
             add(side, "server_cpu", server.cpu_percent, "% of one core")
+            for group in ("gateway", "sessions", "ingress"):
+                add(side, f"server_cpu_{group}", sr.usage[group].cpu_percent, "% of one core")
             add(side, "server_cpu_postgres", pg.cpu_percent, "% of one core")
             add(side, "server_cpu_total", server.cpu_percent + pg.cpu_percent, "% of one core")
             add(side, "server_cpu_ray_system", sr.usage["ray_system"].cpu_percent, "% of one core")
@@ -960,6 +976,9 @@ TABLE: tuple[tuple[str, str], ...] = (
     ("deliveries_missing", "deliveries never arrived"),
     ("disconnects", "client disconnects in run"),
     ("server_cpu", "server CPU (Ray+HAProxy | node)"),
+    ("server_cpu_gateway", "  dojo-api replica (gateway)"),
+    ("server_cpu_sessions", "  DojoSession actors"),
+    ("server_cpu_ingress", "  HAProxy"),
     ("server_cpu_postgres", "  PostgreSQL (pocdojo db)"),
     ("server_cpu_total", "  server CPU incl. PostgreSQL"),
     ("server_cpu_ray_system", "  raylet + GCS (info)"),
@@ -1124,9 +1143,11 @@ def run_project(node: str, args: argparse.Namespace, workdir: Path, tokens: list
 
     def groups() -> dict[str, Callable[[], list[psutil.Process]]]:
         replicas, sessions, found["actors"] = project_server_pids(ids)
-        fixed = processes(replicas + sessions)
+        gateway, actors = processes(replicas), processes(sessions)
         return {
-            "ray_haproxy": lambda: fixed + ingress_processes(),
+            "gateway": lambda: gateway,
+            "sessions": lambda: actors,
+            "ingress": ingress_processes,
             "postgres": postgres_backends,
             "ray_system": ray_system_processes,
         }

@@ -157,7 +157,8 @@ function makeClient (room, index) {
   provider.on('connection-error', () => { connectionErrors++ })
   provider.on('connection-close', (event) => {
     const code = event && event.code !== undefined ? String(event.code) : '?'
-    closeCodes[code] = (closeCodes[code] || 0) + 1
+    const reason = event && event.reason ? ` ${String(event.reason).slice(0, 60)}` : ''
+    closeCodes[code + reason] = (closeCodes[code + reason] || 0) + 1
   })
   doc.on('afterTransaction', (tr) => {
     if (tr.local) return

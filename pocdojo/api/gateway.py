@@ -101,17 +101,20 @@ async def sync_socket(ws: WebSocket) -> None:
     if initial is None:
         await ws.close(TRY_AGAIN_LATER, "session unavailable, retry")
         return
-    for message in initial:
-        await ws.send_bytes(message)
-    await _participation(services, principal, dojo.id, joined=True)
-    await publish_event(
-        services.redis,
-        principal.tenant_id,
-        dojo.id,
-        {"type": "participant.joined", "user_id": str(principal.user_id)},
-    )
-    writer = asyncio.create_task(_pump_outbox(ws, actor, conn_id))
+    # From here on the actor knows this connection: every exit path must tell it we left,
+    # or its queue grows forever and the session never goes idle.
+    writer: asyncio.Task[None] | None = None
     try:
+        for message in initial:
+            await ws.send_bytes(message)
+        await _participation(services, principal, dojo.id, joined=True)
+        await publish_event(
+            services.redis,
+            principal.tenant_id,
+            dojo.id,
+            {"type": "participant.joined", "user_id": str(principal.user_id)},
+        )
+        writer = asyncio.create_task(_pump_outbox(ws, actor, conn_id))
         while True:
             frame = await ws.receive()
             if frame["type"] == "websocket.disconnect":
@@ -133,9 +136,12 @@ async def sync_socket(ws: WebSocket) -> None:
         if ws.application_state == WebSocketState.CONNECTED:
             await ws.close(SERVICE_RESTART, "session restarting, reconnect")
     finally:
-        writer.cancel()
-        with contextlib.suppress(Exception):
-            await actor.leave.remote(conn_id)
+        if writer is not None:
+            writer.cancel()
+        # Submitted before any await, so it goes out even if this task is being cancelled.
+        leaving = actor.leave.remote(conn_id)
+        with contextlib.suppress(BaseException):
+            await leaving
         await _participation(services, principal, dojo.id, joined=False)
         await publish_event(
             services.redis,
