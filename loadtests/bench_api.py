@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -41,11 +40,11 @@ from urllib.parse import urlparse
 import httpx
 import psutil
 
+from loadtests.common import cmdline, host_busy, machine, pocdojo_bin, run
 from pocdojo.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA_DIR = ROOT / "loadtests" / "wrk"
-VENV_BIN = Path(sys.executable).parent
 SERVE_URL = "http://127.0.0.1:8000"
 BASELINE_HOST, BASELINE_PORT = "127.0.0.1", 8100
 BASELINE_URL = f"http://{BASELINE_HOST}:{BASELINE_PORT}"
@@ -97,23 +96,12 @@ def wait_http(url: str, timeout_s: float, alive: Callable[[], bool] | None = Non
     raise BenchError(f"{url} did not answer 200 within {timeout_s:.0f}s")
 
 
-def run(cmd: list[str], timeout_s: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cmd, cwd=ROOT, text=True, capture_output=True, timeout=timeout_s, check=False, **kwargs
-    )
-
-
 def port_open(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
             return True
     except OSError:
         return False
-
-
-def pocdojo_bin() -> str:
-    candidate = VENV_BIN / "pocdojo"
-    return str(candidate) if candidate.exists() else (shutil.which("pocdojo") or "pocdojo")
 
 
 # --------------------------------------------------------------------------- machine, wrk
@@ -146,24 +134,6 @@ def wrk_version(wrk: str) -> str:
     return text[0] if text else "unknown"
 
 
-def machine() -> dict[str, str]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "nproc": str(len(os.sched_getaffinity(0))),
-        "cpu": model,
-        "kernel": platform.release(),
-        "memory": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
-        "python": platform.python_version(),
-    }
-
-
 def serve_description() -> str:
     """Replicas of PocApi and the ingress in front of them, for the report."""
     ingress = "HAProxy" if haproxy_processes() else "Python proxy"
@@ -187,28 +157,21 @@ def serve_description() -> str:
 # --------------------------------------------------------------------------- processes
 
 
-def _cmdline(proc: psutil.Process) -> str:
-    try:
-        return " ".join(proc.cmdline())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return ""
-
-
 def haproxy_processes() -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["name"]):
         name = proc.info.get("name") or ""
-        if name == "haproxy" or _cmdline(proc).split(" ", 1)[0].endswith("/haproxy"):
+        if name == "haproxy" or cmdline(proc).split(" ", 1)[0].endswith("/haproxy"):
             found.append(proc)
     return found
 
 
 def serve_processes() -> list[psutil.Process]:
     """poc-api replicas and the ingress: HAProxy, or the Python ProxyActor without it."""
-    replicas = [p for p in psutil.process_iter() if "ServeReplica:poc-api" in _cmdline(p)]
+    replicas = [p for p in psutil.process_iter() if "ServeReplica:poc-api" in cmdline(p)]
     ingress = haproxy_processes()
     if not ingress:
-        ingress = [p for p in psutil.process_iter() if "ray::ProxyActor" in _cmdline(p)]
+        ingress = [p for p in psutil.process_iter() if "ray::ProxyActor" in cmdline(p)]
     return replicas + ingress
 
 
@@ -217,15 +180,6 @@ def tree(root: psutil.Process) -> list[psutil.Process]:
         return [root, *root.children(recursive=True)]
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return [root]
-
-
-def host_busy(before: Any, after: Any) -> float:
-    """Busy share of every core between two ``psutil.cpu_times()`` readings."""
-    idle = (after.idle + getattr(after, "iowait", 0.0)) - (
-        before.idle + getattr(before, "iowait", 0.0)
-    )
-    total = sum(after) - sum(before)
-    return 100.0 * (1.0 - idle / total) if total > 0 else 0.0
 
 
 def warn_if_busy() -> None:

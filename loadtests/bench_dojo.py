@@ -35,7 +35,6 @@ import json
 import logging
 import math
 import os
-import platform
 import queue
 import shutil
 import signal
@@ -58,13 +57,14 @@ from urllib.parse import urlparse
 import httpx
 import psutil
 
+from loadtests.common import cmdline, host_busy, pocdojo_bin, run
+from loadtests.common import machine as base_machine
 from pocdojo.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DOJO_DIR = ROOT / "loadtests" / "dojo"
 LOADGEN = DOJO_DIR / "loadgen.js"
 REFERENCE_SERVER = DOJO_DIR / "node_modules" / "y-websocket" / "bin" / "server.js"
-VENV_BIN = Path(sys.executable).parent
 SERVE_URL = "http://127.0.0.1:8000"
 SERVE_WS = "ws://127.0.0.1:8000/v1/dojos"
 DASHBOARD_URL = "http://127.0.0.1:8265"
@@ -85,17 +85,6 @@ def log(message: str) -> None:
     print(f"[bench-dojo] {message}", file=sys.stderr, flush=True)
 
 
-def run(cmd: list[str], timeout_s: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cmd, cwd=ROOT, text=True, capture_output=True, timeout=timeout_s, check=False, **kwargs
-    )
-
-
-def pocdojo_bin() -> str:
-    candidate = VENV_BIN / "pocdojo"
-    return str(candidate) if candidate.exists() else (shutil.which("pocdojo") or "pocdojo")
-
-
 def http_get(url: str, timeout_s: float = 3.0) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
@@ -110,22 +99,9 @@ def http_get(url: str, timeout_s: float = 3.0) -> tuple[int, bytes]:
 
 
 def machine() -> dict[str, str]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     node = shutil.which("node")
     node_version = run([node, "--version"], 10).stdout.strip() if node else "missing"
-    return {
-        "nproc": str(len(os.sched_getaffinity(0))),
-        "cpu": model,
-        "kernel": platform.release(),
-        "memory": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
-        "python": platform.python_version(),
-        "node": node_version,
-    }
+    return {**base_machine(), "node": node_version}
 
 
 def ensure_node_modules() -> str:
@@ -151,15 +127,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def host_busy(before: Any, after: Any) -> float:
-    """Busy share of every core between two ``psutil.cpu_times()`` readings."""
-    idle = (after.idle + getattr(after, "iowait", 0.0)) - (
-        before.idle + getattr(before, "iowait", 0.0)
-    )
-    total = sum(after) - sum(before)
-    return 100.0 * (1.0 - idle / total) if total > 0 else 0.0
 
 
 def busiest(seconds: float = 2.0, top: int = 5) -> tuple[float, list[str]]:
@@ -194,13 +161,6 @@ def warn_if_busy() -> None:
 # --------------------------------------------------------------------------- processes
 
 
-def _cmdline(proc: psutil.Process) -> str:
-    try:
-        return " ".join(proc.cmdline())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return ""
-
-
 def ingress_processes() -> list[psutil.Process]:
     """Whatever listens on 127.0.0.1:8000: HAProxy (test clusters run their own elsewhere)."""
     port = urlparse(SERVE_URL).port or 80
@@ -218,7 +178,7 @@ def postgres_backends() -> list[psutil.Process]:
     for proc in psutil.process_iter(["name"]):
         if not (proc.info.get("name") or "").startswith("postgres"):
             continue
-        fields = _cmdline(proc).split()
+        fields = cmdline(proc).split()
         if len(fields) >= 5 and "(" in fields[4] and fields[3] == DATABASE_NAME:
             found.append(proc)
     return found
@@ -229,7 +189,7 @@ def ray_system_processes() -> list[psutil.Process]:
     port = get_settings().ray_address.rpartition(":")[2]
     found = []
     for proc in psutil.process_iter(["name"]):
-        line = _cmdline(proc)
+        line = cmdline(proc)
         if ("/raylet/raylet" in line and f":{port} " in line + " ") or (
             "/gcs/gcs_server" in line and f"--gcs_server_port={port} " in line + " "
         ):
@@ -263,7 +223,7 @@ def project_server_pids(dojo_ids: list[str]) -> tuple[list[int], list[int], int]
         elif name.startswith("dojo:") and name.rsplit(":", 1)[-1].lower() in wanted:
             sessions.append(pid)
     if not replicas:  # the state API did not answer: fall back to process titles
-        replicas = [p.pid for p in psutil.process_iter() if "ServeReplica:dojo-api" in _cmdline(p)]
+        replicas = [p.pid for p in psutil.process_iter() if "ServeReplica:dojo-api" in cmdline(p)]
     return replicas, sessions, len(sessions)
 
 

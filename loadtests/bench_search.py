@@ -79,7 +79,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import platform
 import random
 import re
 import resource
@@ -102,6 +101,7 @@ import asyncpg
 import httpx
 import psutil
 
+from loadtests.common import machine
 from loadtests.naive_search import COLUMNS, DDL, SCHEMA, copy_record
 from pocdojo import admin
 from pocdojo.api.identity import make_dev_issuer
@@ -169,22 +169,6 @@ def wrk_version(wrk: str) -> str:
     result = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10, check=False)
     lines = (result.stdout or result.stderr).strip().splitlines()
     return lines[0].strip() if lines else "unknown"
-
-
-def machine() -> dict[str, str]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": str(len(os.sched_getaffinity(0))),
-        "cpu": model,
-        "kernel": platform.release(),
-        "memory": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
-        "python": platform.python_version(),
-    }
 
 
 def code_version() -> str:
