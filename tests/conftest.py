@@ -21,10 +21,12 @@ import httpx
 import hypothesis
 import pytest
 import pytest_asyncio
+import ray
 import redis
 import uvicorn
 
-from pocdojo import admin
+from pocdojo import admin, local_cluster
+from pocdojo.actors.dojo_session import NAMESPACE
 from pocdojo.api.identity import make_dev_issuer
 from pocdojo.api.poc_app import create_local_app
 from pocdojo.auth.dev_issuer import DevIssuer
@@ -42,7 +44,8 @@ hypothesis.settings.register_profile(
 )
 hypothesis.settings.load_profile("pocdojo")
 
-TEST_DB = "pocdojo_test"
+# POCDOJO_TEST_DB lets parallel runs (several engineers, one machine) use their own database.
+TEST_DB = os.environ.get("POCDOJO_TEST_DB", "pocdojo_test")
 PASSWORD = "correct horse battery staple"
 
 
@@ -268,3 +271,17 @@ def isolated_cluster_settings(settings: Settings, *, offset: int) -> Settings:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(settings: Settings) -> Iterator[Settings]:
+    """A `ray start` head of the tests' own (detached actors and tasks need one) and this
+    process connected to it; shared by every test that needs Ray."""
+    cluster = isolated_cluster_settings(settings, offset=300)
+    local_cluster.start_ray(cluster)
+    try:
+        ray.init(address=cluster.ray_address, namespace=NAMESPACE, log_to_driver=False)
+        yield cluster
+    finally:
+        ray.shutdown()
+        local_cluster.stop_ray(cluster)

@@ -70,6 +70,6 @@ def alembic_config(owner_url: str) -> Config:
     return config
 
 
-def migrate(owner_url: str, revision: str = "head") -> None:
+def migrate(owner_url: str, revision: str = "heads") -> None:
     """Apply migrations up to ``revision`` as the owner role (synchronous: Alembic)."""
     command.upgrade(alembic_config(owner_url), revision)

@@ -15,6 +15,7 @@ from pocdojo.settings import Settings
 from pocdojo.storage.db import Database
 from pocdojo.storage.search import SearchDoc, SearchIndex
 from pocdojo.storage.search_postgres import PostgresSearch, open_search_database
+from tests.conftest import TEST_DB
 
 _clock = itertools.count()
 BASE_TIME = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -42,7 +43,7 @@ def doc(name: str, **fields: Any) -> SearchDoc:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def search_db(settings: Settings, migrated: None) -> AsyncIterator[Database]:
-    url = settings.search_database_url.rsplit("/", 1)[0] + "/pocdojo_test"
+    url = settings.search_database_url.rsplit("/", 1)[0] + f"/{TEST_DB}"
     async with open_search_database(url, max_size=8) as db:
         yield db
 
