@@ -6,8 +6,16 @@ import functools
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IceServer(BaseModel):
+    """A STUN/TURN server for voice calls, as WebRTC's ``RTCIceServer`` spells it."""
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
 
 
 class Settings(BaseSettings):
@@ -42,6 +50,9 @@ class Settings(BaseSettings):
     upload_url_ttl_s: int = 900
     download_url_ttl_s: int = 3600
     max_media_bytes: int = 50 * 1024 * 1024
+    report_export_stale_s: int = 30
+    """An export job whose heartbeat is older than this is re-launched by the sweeper."""
+    report_sweep_interval_s: float = 5.0
 
     public_base_url: str = "http://127.0.0.1:8000"
 
@@ -62,6 +73,12 @@ class Settings(BaseSettings):
 
     serve_host: str = "127.0.0.1"
     serve_port: int = 8000
+    # The dojo gateway's own websocket listener (a `websockets` server in each DojoGateway
+    # replica, SO_REUSEPORT): /v1/dojos/{id}/sync and /events without Serve's HTTP proxy.
+    dojo_gateway_host: str = "127.0.0.1"
+    dojo_gateway_port: int = 8001
+    dojo_idle_s: float = 60.0
+    """A session actor stops this long after its last participant left (state stored first)."""
     ray_address: str = "127.0.0.1:6380"
     """GCS address of the local head (6379 is Redis's port)."""
     ray_dashboard_port: int = 8265
@@ -73,6 +90,14 @@ class Settings(BaseSettings):
     request_timeout_s: float = 10.0
 
     log_level: str = Field(default="INFO")
+
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    """Voice calls' STUN/TURN servers, a JSON list (``POCDOJO_ICE_SERVERS='[{"urls":
+    ["turn:turn.example.com:3478"], "username": "u", "credential": "p"}]'``); empty means
+    host candidates only, enough on one machine or one network."""
+    voice_max_participants: int = 16
+    voice_silence_timeout_s: float = 10.0
+    """A call participant who sends no audio packet for this long is removed."""
 
     @field_validator("blob_url")
     @classmethod

@@ -264,6 +264,7 @@ def isolated_cluster_settings(settings: Settings, *, offset: int) -> Settings:
             "ray_address": f"127.0.0.1:{free_port()}",
             "ray_dashboard_port": free_port(),
             "ray_port_base": offset + os.getpid() % 100,
+            "dojo_gateway_port": free_port(),
             "ray_temp_dir": tempfile.mkdtemp(prefix="ray-test-", dir="/tmp"),
         }
     )
@@ -271,6 +272,31 @@ def isolated_cluster_settings(settings: Settings, *, offset: int) -> Settings:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def dojo_gateway(settings: Settings, ray_cluster: Settings, migrated: None) -> Iterator[str]:
+    """The dojo gateway's own websocket listener (what DojoGateway replicas run) in a thread
+    on a loopback port; yields its ``ws://`` base URL."""
+    from pocdojo.gateway.server import run_gateway
+
+    gateway_settings = settings.model_copy(update={"dojo_gateway_port": free_port()})
+    loop = asyncio.new_event_loop()
+    stop, started = asyncio.Event(), asyncio.Event()
+
+    def run() -> None:
+        loop.run_until_complete(run_gateway(gateway_settings, stop, started=started))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not started.is_set():
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("dojo gateway did not start")
+        time.sleep(0.05)
+    yield f"ws://127.0.0.1:{gateway_settings.dojo_gateway_port}"
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,18 @@
 """DojoSession actor: hosts one live dojo's engine session; thin shell around the engine.
 
 One actor per live dojo, named ``dojo:<tenant>:<dojo>``, created on first join and gone
-after the last participant left ``idle_s`` ago (its state persisted first). Gateways call
-``join`` / ``receive`` / ``leave`` and long-poll ``outbox`` for what to send back, so a
-dojo's participants can sit on different gateway replicas.
+after the last participant left ``idle_s`` ago (its state persisted first). Gateways talk
+to it per gateway process, not per connection, so an edit costs about two actor calls
+however many peers see it:
+
+- ``join`` / ``leave`` register a connection of gateway ``g``;
+- ``receive(g, batch)`` handles the messages a gateway collected from its connections (in
+  arrival order per connection) and returns replies and closes for their senders;
+- ``poll(g)`` long-polls everything to broadcast to ``g``'s connections, each message
+  tagged with the connection it came from (the gateway skips that one). A gateway that
+  stops polling for ``gateway_ttl_s`` is presumed dead and its connections are dropped.
+
+So a dojo's participants can sit on different gateway replicas.
 
 Durability: accepted updates are appended to the Postgres log by a group-commit flusher
 (<= ``flush_interval_s`` of batching); a failing store keeps them in memory and retries;
@@ -35,6 +44,14 @@ from pocdojo.types import TenantId
 
 log = logging.getLogger("pocdojo.dojo")
 NAMESPACE = "pocdojo"
+SERVICE_RESTART = 1012
+MAX_POLL_MESSAGES = 4096
+RESTARTED = Close(SERVICE_RESTART, "session restarted, reconnect")
+
+Broadcast = tuple[str | None, bytes]
+"""A message for a gateway's connections and the connection it came from (not sent back)."""
+Result = tuple[str, list[bytes], Close | None]
+"""Replies to one sending connection and, if it must go, how to close it."""
 
 
 def actor_name(tenant_id: uuid.UUID, dojo_id: uuid.UUID) -> str:
@@ -42,9 +59,17 @@ def actor_name(tenant_id: uuid.UUID, dojo_id: uuid.UUID) -> str:
 
 
 @dataclass(slots=True)
-class _Peer:
-    user_id: str
-    queue: asyncio.Queue[bytes | Close] = field(default_factory=asyncio.Queue)
+class _Gateway:
+    """One gateway process's connections to this dojo and what waits for them."""
+
+    connections: dict[str, str] = field(default_factory=dict)  # conn_id -> user_id
+    queue: list[Broadcast] = field(default_factory=list)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    last_poll: float = field(default_factory=time.monotonic)
+
+    def put(self, item: Broadcast) -> None:
+        self.queue.append(item)
+        self.ready.set()
 
 
 class DojoSessionActor:
@@ -59,7 +84,8 @@ class DojoSessionActor:
         flush_interval_s: float = 0.05,
         snapshot_every_bytes: int = 1_000_000,
         snapshot_every_s: float = 300.0,
-        idle_s: float = 60.0,
+        idle_s: float | None = None,
+        gateway_ttl_s: float = 60.0,
     ) -> None:
         self._settings = Settings.model_validate_json(settings_json)
         self._tenant = TenantId(uuid.UUID(tenant_id))
@@ -67,13 +93,15 @@ class DojoSessionActor:
         self._flush_interval_s = flush_interval_s
         self._snapshot_every_bytes = snapshot_every_bytes
         self._snapshot_every_s = snapshot_every_s
-        self._idle_s = idle_s
-        self._peers: dict[str, _Peer] = {}
+        self._idle_s = self._settings.dojo_idle_s if idle_s is None else idle_s
+        self._gateway_ttl_s = gateway_ttl_s
+        self._gateways: dict[str, _Gateway] = {}
         self._pending: list[bytes] = []
         self._unsnapshotted_bytes = 0
         self._last_seq = 0
         self._last_snapshot = time.monotonic()
         self._empty_since: float | None = time.monotonic()
+        self._closing = False
         self._session: DojoSession | None = None
         self._ready = asyncio.Event()
         self._db = Database(self._settings.database_url, max_size=2)
@@ -127,11 +155,22 @@ class DojoSessionActor:
             await self.flush()
             if self._should_snapshot():
                 await self._snapshot()
+            self._drop_silent_gateways()
             if self._idle_long_enough():
-                await self.flush()
-                if not self._pending:
-                    await self._snapshot()
-                    _ray.actor.exit_actor()
+                await self._stop_when_persisted()
+                return
+
+    async def _stop_when_persisted(self) -> None:
+        """Idle: refuse new joins (gateways retry and get a fresh actor), store everything,
+        snapshot, then end this actor for good (no restart)."""
+        self._closing = True
+        while self._pending:
+            if not await self.flush():
+                await asyncio.sleep(1.0)
+        await self._snapshot()
+        await self._db.stop()
+        log.info("dojo %s: idle for %.0fs, state persisted, stopping", self._dojo, self._idle_s)
+        _ray.kill(_ray.get_runtime_context().current_actor, no_restart=True)
 
     async def flush(self) -> int:
         """Append what is pending as one batch; on failure keep it and retry later."""
@@ -179,59 +218,107 @@ class DojoSessionActor:
 
     def _idle_long_enough(self) -> bool:
         return (
-            not self._peers
+            not self._gateways
             and self._empty_since is not None
             and time.monotonic() - self._empty_since >= self._idle_s
         )
 
+    def _drop_silent_gateways(self) -> None:
+        """A gateway that stopped polling died with its sockets: forget its connections."""
+        now = time.monotonic()
+        for gateway_id, gateway in list(self._gateways.items()):
+            if now - gateway.last_poll > self._gateway_ttl_s and not gateway.ready.is_set():
+                log.warning("dojo %s: gateway %s went silent", self._dojo, gateway_id)
+                for conn_id in list(gateway.connections):
+                    self._forget(gateway_id, conn_id)
+
+    def _broadcast(self, sender: str | None, messages: list[bytes]) -> None:
+        for gateway in self._gateways.values():
+            if (
+                sender is not None
+                and len(gateway.connections) == 1
+                and sender in gateway.connections
+            ):
+                continue  # the sender is this gateway's only connection
+            for message in messages:
+                gateway.put((sender, message))
+
+    def _forget(self, gateway_id: str, conn_id: str) -> None:
+        gateway = self._gateways.get(gateway_id)
+        if gateway is None or gateway.connections.pop(conn_id, None) is None:
+            return
+        if not gateway.connections:
+            del self._gateways[gateway_id]
+            gateway.ready.set()  # its pending poll returns what is left
+        assert self._session is not None
+        self._broadcast(None, self._session.disconnect(conn_id))
+        if not self._gateways:
+            self._empty_since = time.monotonic()
+
     # -- what gateways call -------------------------------------------------------------
 
-    async def join(self, conn_id: str, user_id: str, can_write: bool) -> list[bytes]:
+    async def join(
+        self, gateway_id: str, conn_id: str, user_id: str, can_write: bool
+    ) -> list[bytes] | None:
+        """Register a connection; the messages to send it first (sync step 1 and 2, who is
+        present). None while the actor is stopping: the gateway retries with a new one."""
         await self._ready.wait()
         assert self._session is not None
-        self._peers[conn_id] = _Peer(user_id)
+        if self._closing:
+            return None
+        gateway = self._gateways.setdefault(gateway_id, _Gateway())
+        gateway.connections[conn_id] = user_id
         self._empty_since = None
         return self._session.connect(conn_id, can_write=can_write, now=time.monotonic())
 
-    async def receive(self, conn_id: str, data: bytes) -> tuple[list[bytes], Close | None]:
-        """Handle one message; returns (replies to the sender, close for the sender)."""
+    async def receive(self, gateway_id: str, batch: list[tuple[str, bytes]]) -> list[Result]:
+        """Handle a gateway's messages in order; results only for senders that get replies
+        or must be closed (1012 for a connection this actor does not know: it restarted)."""
         await self._ready.wait()
         assert self._session is not None
-        if conn_id not in self._peers:
-            return [], Close(1008, "not joined")
-        outcome = self._session.receive(conn_id, data, now=time.monotonic())
-        if outcome.close is not None:
-            return [], outcome.close
-        self._pending += outcome.stored
-        for message in outcome.broadcast:
-            for other_id, peer in self._peers.items():
-                if other_id != conn_id:
-                    peer.queue.put_nowait(message)
-        return outcome.replies, None
+        gateway = self._gateways.get(gateway_id)
+        results: list[Result] = []
+        now = time.monotonic()
+        for conn_id, data in batch:
+            if gateway is None or conn_id not in gateway.connections:
+                results.append(
+                    (conn_id, [], Close(SERVICE_RESTART, "session restarted, reconnect"))
+                )
+                continue
+            outcome = self._session.receive(conn_id, data, now=now)
+            if outcome.close is not None:
+                results.append((conn_id, [], outcome.close))
+                continue
+            self._pending += outcome.stored
+            if outcome.broadcast:
+                self._broadcast(conn_id, outcome.broadcast)
+            if outcome.replies:
+                results.append((conn_id, outcome.replies, None))
+        return results
 
-    async def outbox(self, conn_id: str, wait_s: float = 20.0) -> list[bytes] | None:
-        """Messages for ``conn_id`` (waiting up to ``wait_s`` for the first); None if the
-        connection is unknown (left, or the actor restarted: the gateway reconnects)."""
-        peer = self._peers.get(conn_id)
-        if peer is None:
+    async def poll(self, gateway_id: str, wait_s: float = 20.0) -> list[Broadcast] | None:
+        """What to send to this gateway's connections (waiting up to ``wait_s`` for the
+        first); None if the gateway has no connection here (the actor restarted, or they
+        all left): the gateway stops polling."""
+        gateway = self._gateways.get(gateway_id)
+        if gateway is None:
             return None
-        messages: list[bytes] = []
-        with contextlib.suppress(TimeoutError):
-            first = await asyncio.wait_for(peer.queue.get(), timeout=wait_s)
-            messages.append(first)  # type: ignore[arg-type]
-            while not peer.queue.empty() and len(messages) < 256:
-                messages.append(peer.queue.get_nowait())  # type: ignore[arg-type]
-        return messages
+        gateway.last_poll = time.monotonic()
+        if not gateway.queue:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gateway.ready.wait(), timeout=wait_s)
+        gateway.last_poll = time.monotonic()
+        items = gateway.queue[:MAX_POLL_MESSAGES]
+        del gateway.queue[:MAX_POLL_MESSAGES]
+        if not gateway.queue:
+            gateway.ready.clear()
+        if not items and gateway_id not in self._gateways:
+            return None
+        return items
 
-    async def leave(self, conn_id: str) -> None:
-        if self._session is None:
-            return
-        self._peers.pop(conn_id, None)
-        for message in self._session.disconnect(conn_id):
-            for peer in self._peers.values():
-                peer.queue.put_nowait(message)
-        if not self._peers:
-            self._empty_since = time.monotonic()
+    async def leave(self, gateway_id: str, conn_id: str) -> None:
+        if self._session is not None:
+            self._forget(gateway_id, conn_id)
 
     async def files(self) -> dict[str, str]:
         await self._ready.wait()
@@ -240,14 +327,16 @@ class DojoSessionActor:
 
     async def stats(self) -> dict[str, Any]:
         return {
-            "connections": len(self._peers),
+            "connections": sum(len(g.connections) for g in self._gateways.values()),
+            "gateways": len(self._gateways),
             "pending": len(self._pending),
             "last_seq": self._last_seq,
             "flush_failures": self.flush_failures,
+            "closing": self._closing,
         }
 
     async def participants(self) -> list[str]:
-        return sorted({p.user_id for p in self._peers.values()})
+        return sorted({u for g in self._gateways.values() for u in g.connections.values()})
 
 
 _ray: Any = ray  # Ray's overloads do not know actor options such as max_concurrency

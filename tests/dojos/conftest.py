@@ -1,1 +1,16 @@
-"""Dojo tests use the suite-wide `ray_cluster` fixture from tests/conftest.py."""
+"""Where dojo websockets connect: the gateway's own listener (the production path) and, for
+the tests that must hold on both, the Starlette routes that sit behind Serve's proxy."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def ws_base(dojo_gateway: str) -> str:
+    return dojo_gateway
+
+
+@pytest.fixture(params=["gateway", "serve-route"])
+def each_ws_base(request: pytest.FixtureRequest, dojo_gateway: str, server: str) -> str:
+    return dojo_gateway if request.param == "gateway" else server.replace("http", "ws", 1)

@@ -36,10 +36,10 @@ def _expected(clients: list[YClient], tags: list[tuple[str, int]]) -> dict[str, 
 
 
 async def test_eight_clients_typing_survive_ray_kill(
-    client: httpx.AsyncClient, server: str, tenant: TenantFixture, ray_cluster: object
+    client: httpx.AsyncClient, ws_base: str, tenant: TenantFixture, ray_cluster: object
 ) -> None:
     dojo = await new_dojo(client, tenant.member)
-    url = sync_url(server, dojo["id"], tenant.member.token)
+    url = sync_url(ws_base, dojo["id"], tenant.member.token)
     clients = [await YClient(url).connect() for _ in range(8)]
     try:
         await _typing(clients, 10, "a")
@@ -61,11 +61,12 @@ async def test_eight_clients_typing_survive_ray_kill(
 
 
 async def test_postgres_restarted_mid_session_loses_nothing(
-    client: httpx.AsyncClient, server: str, tenant: TenantFixture, ray_cluster: object
+    client: httpx.AsyncClient, ws_base: str, tenant: TenantFixture, ray_cluster: object
 ) -> None:
     dojo = await new_dojo(client, tenant.member)
     clients = [
-        await YClient(sync_url(server, dojo["id"], tenant.member.token)).connect() for _ in range(4)
+        await YClient(sync_url(ws_base, dojo["id"], tenant.member.token)).connect()
+        for _ in range(4)
     ]
     try:
         await _typing(clients, 5, "a")
@@ -94,10 +95,10 @@ async def _drain(ws: Any) -> None:
 
 
 async def test_fuzzed_messages_close_only_the_sender(
-    client: httpx.AsyncClient, server: str, tenant: TenantFixture, ray_cluster: object
+    client: httpx.AsyncClient, ws_base: str, tenant: TenantFixture, ray_cluster: object
 ) -> None:
     dojo = await new_dojo(client, tenant.member, files={"keep.py": "x = 1\n"})
-    url = sync_url(server, dojo["id"], tenant.member.token)
+    url = sync_url(ws_base, dojo["id"], tenant.member.token)
     witness = await YClient(url).connect()
     rng = random.Random(1234)
     valid = witness.doc.get_update()
@@ -127,17 +128,14 @@ async def test_fuzzed_messages_close_only_the_sender(
 
 
 async def test_events_channel_carries_presence_chat_and_end(
-    client: httpx.AsyncClient, server: str, tenant: TenantFixture, ray_cluster: object
+    client: httpx.AsyncClient, ws_base: str, tenant: TenantFixture, ray_cluster: object
 ) -> None:
     dojo = await new_dojo(client, tenant.member)
-    events_url = (
-        f"{server.replace('http', 'ws')}/v1/dojos/{dojo['id']}/events"
-        f"?token={tenant.other_member.token}"
-    )
+    events_url = f"{ws_base}/v1/dojos/{dojo['id']}/events?token={tenant.other_member.token}"
     async with websockets.connect(events_url) as events:
         hello = json.loads(await events.recv())
         assert hello["type"] == "hello"
-        coder = await YClient(sync_url(server, dojo["id"], tenant.member.token)).connect()
+        coder = await YClient(sync_url(ws_base, dojo["id"], tenant.member.token)).connect()
         await client.post(
             f"/v1/dojos/{dojo['id']}/chat", json={"body": "ready?"}, headers=tenant.member.headers
         )

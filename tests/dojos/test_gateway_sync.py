@@ -36,16 +36,17 @@ async def new_dojo(client: httpx.AsyncClient, who: Any, **body: Any) -> dict[str
     return dojo
 
 
-def sync_url(server: str, dojo_id: str, token: str) -> str:
-    return f"{server.replace('http', 'ws')}/v1/dojos/{dojo_id}/sync?token={token}"
+def sync_url(base: str, dojo_id: str, token: str) -> str:
+    return f"{base}/v1/dojos/{dojo_id}/sync?token={token}"
 
 
 async def test_two_clients_converge(
-    client: httpx.AsyncClient, server: str, tenant: TenantFixture, ray_cluster: object
+    client: httpx.AsyncClient, each_ws_base: str, tenant: TenantFixture, ray_cluster: object
 ) -> None:
+    ws_base = each_ws_base
     dojo = await new_dojo(client, tenant.member, files={"main.py": "print()\n"})
-    a = await YClient(sync_url(server, dojo["id"], tenant.member.token)).connect()
-    b = await YClient(sync_url(server, dojo["id"], tenant.other_member.token)).connect()
+    a = await YClient(sync_url(ws_base, dojo["id"], tenant.member.token)).connect()
+    b = await YClient(sync_url(ws_base, dojo["id"], tenant.other_member.token)).connect()
     try:
         await eventually(lambda: a.read() == b.read() == {"main.py": "print()\n"})
         a.edit("main.py", 0, "# a\n")
@@ -61,13 +62,14 @@ async def test_two_clients_converge(
 
 async def test_other_tenant_is_refused_before_any_document_byte(
     client: httpx.AsyncClient,
-    server: str,
+    each_ws_base: str,
     tenant: TenantFixture,
     other_tenant: TenantFixture,
     ray_cluster: object,
 ) -> None:
+    ws_base = each_ws_base
     dojo = await new_dojo(client, tenant.member, files={"secret.py": "KEY = 1\n"})
-    base = f"{server.replace('http', 'ws')}/v1/dojos/{dojo['id']}"
+    base = f"{ws_base}/v1/dojos/{dojo['id']}"
     for path in ("sync", "events"):
         for url in (
             f"{base}/{path}?token={other_tenant.admin.token}",
@@ -80,18 +82,18 @@ async def test_other_tenant_is_refused_before_any_document_byte(
                 assert closed.value.rcvd is not None
                 assert closed.value.rcvd.code == 1008
     # The token also works in Sec-WebSocket-Protocol.
-    url = f"{server.replace('http', 'ws')}/v1/dojos/{dojo['id']}/sync"
+    url = f"{ws_base}/v1/dojos/{dojo['id']}/sync"
     async with websockets.connect(url, subprotocols=[tenant.member.token]) as ws:  # type: ignore[list-item]
         first = await ws.recv()
         assert isinstance(first, bytes)
 
 
 async def test_bad_input_closes_only_that_connection(
-    client: httpx.AsyncClient, server: str, tenant: TenantFixture, ray_cluster: object
+    client: httpx.AsyncClient, ws_base: str, tenant: TenantFixture, ray_cluster: object
 ) -> None:
     dojo = await new_dojo(client, tenant.member, files={"a.py": "x = 1\n"})
-    good = await YClient(sync_url(server, dojo["id"], tenant.member.token)).connect()
-    bad = await YClient(sync_url(server, dojo["id"], tenant.member.token)).connect()
+    good = await YClient(sync_url(ws_base, dojo["id"], tenant.member.token)).connect()
+    bad = await YClient(sync_url(ws_base, dojo["id"], tenant.member.token)).connect()
     try:
         await eventually(lambda: bad.read() == {"a.py": "x = 1\n"})
         await bad.send_raw(b"\x00\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")
@@ -106,12 +108,12 @@ async def test_bad_input_closes_only_that_connection(
 
 async def test_killed_actor_comes_back_with_every_edit(
     client: httpx.AsyncClient,
-    server: str,
+    ws_base: str,
     tenant: TenantFixture,
     ray_cluster: object,
 ) -> None:
     dojo = await new_dojo(client, tenant.member)
-    url = sync_url(server, dojo["id"], tenant.member.token)
+    url = sync_url(ws_base, dojo["id"], tenant.member.token)
     clients = [await YClient(url).connect() for _ in range(4)]
     expected: dict[str, str] = {}
     try:

@@ -37,21 +37,21 @@ def node_modules() -> Path:
 
 async def test_js_and_pycrdt_clients_converge(
     client: httpx.AsyncClient,
-    server: str,
+    ws_base: str,
     tenant: TenantFixture,
     ray_cluster: object,
     node_modules: Path,
 ) -> None:
     dojo = await new_dojo(client, tenant.member, files={"README.md": "# shared\n"})
-    py = await YClient(sync_url(server, dojo["id"], tenant.member.token)).connect()
+    py = await YClient(sync_url(ws_base, dojo["id"], tenant.member.token)).connect()
     await py.set_awareness({"user": {"name": "py-client", "cursor": 0}})
-    ws_base = f"{server.replace('http', 'ws')}/v1/dojos"
+    server_url = f"{ws_base}/v1/dojos"
     expect = {"py.txt": "hello from python", "README.md": "# shared"}
     procs = [
         await asyncio.create_subprocess_exec(
             "node",
             str(JS / "interop_client.js"),
-            ws_base,
+            server_url,
             f"{dojo['id']}/sync",
             tenant.other_member.token,
             name,

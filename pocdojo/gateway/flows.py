@@ -1,0 +1,199 @@
+"""What a dojo websocket does, whatever server holds it (the gateway's own `websockets`
+listener or a Starlette route behind Ray Serve's proxy): admit, then ``/sync`` or
+``/events``.
+
+Admission happens before any document byte: a missing or bad token, another tenant's dojo
+or an unknown one closes with 1008. ``/sync`` then only moves bytes between the socket and
+the dojo's `DojoLink`; ``/events`` forwards the dojo's Redis pub/sub channel
+(``t:<tenant>:dojo:<id>:events``), so every gateway replica sees every event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Awaitable
+from typing import Any, Protocol, cast
+
+import redis.asyncio as aioredis
+
+from pocdojo.api.context import Services
+from pocdojo.errors import DomainError, NotFound
+from pocdojo.gateway.hub import DojoHub, LinkBroken, Outgoing
+from pocdojo.storage import dojos
+from pocdojo.types import Principal
+
+log = logging.getLogger("pocdojo.gateway")
+POLICY_VIOLATION, UNSUPPORTED_DATA, TRY_AGAIN_LATER, SERVICE_RESTART = 1008, 1003, 1013, 1012
+
+
+class Socket(Protocol):
+    """The few things a flow needs from an accepted websocket."""
+
+    async def send_bytes(self, data: bytes) -> None: ...
+
+    async def send_text(self, data: str) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+    async def receive(self) -> bytes | str | None:
+        """The next message; None once the peer is gone."""
+        ...
+
+
+class Refused(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def events_channel(tenant_id: uuid.UUID, dojo_id: uuid.UUID) -> str:
+    return f"t:{tenant_id}:dojo:{dojo_id}:events"
+
+
+async def publish_event(
+    redis: aioredis.Redis, tenant_id: uuid.UUID, dojo_id: uuid.UUID, event: dict[str, Any]
+) -> None:
+    """Best effort: the event is already persisted where it matters (chat, dojo rows)."""
+    with contextlib.suppress(aioredis.RedisError, OSError):
+        await redis.publish(events_channel(tenant_id, dojo_id), json.dumps(event))
+
+
+def token_and_subprotocol(
+    query_token: str | None, offered_header: str
+) -> tuple[str | None, str | None]:
+    """The bearer token (``token`` query or a ``Sec-WebSocket-Protocol`` entry shaped like
+    a JWT) and the subprotocol to accept (one the client offered)."""
+    offered = [p.strip() for p in offered_header.split(",") if p.strip()]
+    from_protocol = next((p for p in offered if p.count(".") == 2), None)
+    others = [p for p in offered if p != from_protocol]
+    subprotocol = others[0] if others else from_protocol
+    return query_token or from_protocol, subprotocol
+
+
+async def admit(
+    services: Services, token: str | None, raw_dojo_id: str
+) -> tuple[Principal, dojos.Dojo]:
+    """Who is calling and the dojo they may open; `Refused` (1008) otherwise."""
+    try:
+        if not token:
+            raise DomainError("a token is required")
+        principal = await services.verifier.verify(token)
+        dojo_id = uuid.UUID(raw_dojo_id)
+        async with services.db.tenant_tx(principal.tenant_id) as conn:
+            dojo = await dojos.get_dojo(conn, dojo_id)
+    except (DomainError, ValueError) as exc:
+        reason = "no such dojo" if isinstance(exc, (NotFound, ValueError)) else "unauthorized"
+        raise Refused(POLICY_VIOLATION, reason) from None
+    return principal, dojo
+
+
+async def _participation(
+    services: Services, principal: Principal, dojo_id: uuid.UUID, *, joined: bool
+) -> None:
+    with contextlib.suppress(DomainError):
+        async with services.db.tenant_tx(principal.tenant_id) as conn:
+            if joined:
+                await conn.execute(
+                    "insert into dojo_participation (tenant_id, dojo_id, user_id) "
+                    "values ($1, $2, $3)",
+                    principal.tenant_id,
+                    dojo_id,
+                    principal.user_id,
+                )
+            else:
+                await conn.execute(
+                    """update dojo_participation set left_at = now()
+                       where dojo_id = $1 and user_id = $2 and left_at is null
+                         and joined_at = (select max(joined_at) from dojo_participation
+                                          where dojo_id = $1 and user_id = $2)""",
+                    dojo_id,
+                    principal.user_id,
+                )
+
+
+async def _presence(
+    services: Services, principal: Principal, dojo: dojos.Dojo, *, joined: bool
+) -> None:
+    await _participation(services, principal, dojo.id, joined=joined)
+    kind = "participant.joined" if joined else "participant.left"
+    await publish_event(
+        services.redis,
+        principal.tenant_id,
+        dojo.id,
+        {"type": kind, "user_id": str(principal.user_id)},
+    )
+
+
+async def run_sync(
+    hub: DojoHub, services: Services, socket: Socket, principal: Principal, dojo: dojos.Dojo
+) -> None:
+    """The Yjs protocol between ``socket`` and the dojo's session, until either side ends."""
+    conn_id = uuid.uuid4().hex
+    out = Outgoing(socket.send_bytes, socket.close)
+    link = await hub.join(
+        str(principal.tenant_id),
+        str(dojo.id),
+        conn_id,
+        str(principal.user_id),
+        dojo.status == "live",
+        out,
+    )
+    if link is None:
+        await socket.close(TRY_AGAIN_LATER, "session unavailable, retry")
+        return
+    # From here on the actor knows this connection: every exit path must tell it we left,
+    # or the session never goes idle.
+    try:
+        await _presence(services, principal, dojo, joined=True)
+        while not out.closed:
+            data = await socket.receive()
+            if data is None:
+                break
+            if isinstance(data, str):
+                out.close(UNSUPPORTED_DATA, "the Yjs protocol is binary")
+                break
+            link.submit(conn_id, data)
+    except LinkBroken:
+        out.close(SERVICE_RESTART, "session restarting, reconnect")
+    finally:
+        await _drain_then_leave(link.leave(conn_id), out)
+        await _presence(services, principal, dojo, joined=False)
+
+
+async def _drain_then_leave(leave: Awaitable[None], out: Outgoing) -> None:
+    # A close queued behind replies must still go out before the writer is stopped.
+    if out.closed:
+        await out.wait_written()
+    await leave
+
+
+async def run_events(
+    services: Services, socket: Socket, principal: Principal, dojo: dojos.Dojo
+) -> None:
+    """Forward the dojo's events (JSON) until the client goes away."""
+    pubsub = services.redis.pubsub()
+    await pubsub.subscribe(events_channel(principal.tenant_id, dojo.id))
+    await socket.send_text(json.dumps({"type": "hello", "dojo": dojo.to_json()}))
+
+    async def forward() -> None:
+        async for message in pubsub.listen():
+            if message.get("type") == "message":
+                data = message["data"]
+                await socket.send_text(data.decode() if isinstance(data, bytes) else data)
+
+    forwarder = asyncio.create_task(forward())
+    try:
+        while await socket.receive() is not None:
+            pass  # the channel is server to client; anything the client sends is ignored
+    finally:
+        forwarder.cancel()
+        with contextlib.suppress(BaseException):
+            await forwarder
+        with contextlib.suppress(Exception):
+            await pubsub.unsubscribe()
+            await cast(Any, pubsub).aclose()

@@ -1,0 +1,258 @@
+"""A gateway process's pipes to dojo session actors: one `DojoLink` per live dojo it holds
+sockets for, shared by all of that dojo's connections here.
+
+Per link, one task sends the connections' incoming messages to the actor in batches (what
+arrived while the previous call was in flight goes in the next one; order per connection
+is kept) and one task long-polls the actor for broadcasts and fans each out to every local
+connection but its sender. So an edit costs one ``receive`` and one ``poll`` per gateway,
+not one call per peer. Each connection has an `Outgoing` queue drained by its own writer,
+so a slow socket never holds up the others; one that falls too far behind is closed (its
+client reconnects and resyncs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pocdojo.engine.outcome import Close
+
+log = logging.getLogger("pocdojo.gateway")
+
+SERVICE_RESTART, TRY_AGAIN_LATER = 1012, 1013
+POLL_WAIT_S = 20.0
+MAX_QUEUED_MESSAGES = 20_000
+JOIN_ATTEMPTS, JOIN_RETRY_S = 40, 0.25
+
+Send = Callable[[bytes], Awaitable[None]]
+CloseSocket = Callable[[int, str], Awaitable[None]]
+ActorFactory = Callable[[], Any]
+
+
+class Outgoing:
+    """What one socket still has to send, written in order by one writer task. Held until
+    `start` so the initial sync goes out before anything broadcast meanwhile."""
+
+    def __init__(self, send: Send, close: CloseSocket) -> None:
+        self._send = send
+        self._close = close
+        self._queue: deque[bytes | Close] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.closed = False
+
+    def start(self, first: list[bytes]) -> None:
+        self._queue.extendleft(reversed(first))
+        self._task = asyncio.get_running_loop().create_task(self._write())
+        self._wake.set()
+
+    def put(self, message: bytes) -> None:
+        if self.closed:
+            return
+        if len(self._queue) >= MAX_QUEUED_MESSAGES:
+            self.close(TRY_AGAIN_LATER, "too far behind, reconnect")
+            return
+        self._queue.append(message)
+        self._wake.set()
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after what is already queued (a reply before its close goes out)."""
+        if not self.closed:
+            self.closed = True
+            self._queue.append(Close(code, reason))
+            self._wake.set()
+
+    async def _write(self) -> None:
+        queue = self._queue
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while queue:
+                    item = queue.popleft()
+                    if isinstance(item, Close):
+                        await self._close(item.code, item.reason)
+                        return
+                    await self._send(item)
+        except Exception as exc:  # the socket is gone; its reader notices and leaves
+            log.debug("writer stopped: %s", exc)
+
+    async def wait_written(self, timeout_s: float = 5.0) -> None:
+        """Until everything queued, the close included, has been written (or gave up)."""
+        if self._task is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+
+
+class LinkBroken(Exception):
+    """The link's actor restarted or died; the connection should be closed with 1012."""
+
+
+class DojoLink:
+    """This gateway's pipe to one dojo's session actor."""
+
+    def __init__(self, hub: DojoHub, key: tuple[str, str], actor: Any, link_id: str) -> None:
+        self.hub = hub
+        self.key = key
+        self.actor = actor
+        self.link_id = link_id
+        self.connections: dict[str, Outgoing] = {}
+        self.broken = False
+        self._inbound: list[tuple[str, bytes]] = []
+        self._inbound_ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def join(self, conn_id: str, user_id: str, can_write: bool, out: Outgoing) -> bool:
+        """Register ``out`` with the actor and send it the initial sync. False if the actor
+        is stopping (idle) and the caller should retry with a fresh link."""
+        self.connections[conn_id] = out  # before the call: broadcasts may overtake its reply
+        try:
+            initial = await self.actor.join.remote(self.link_id, conn_id, user_id, can_write)
+        except BaseException:
+            self.connections.pop(conn_id, None)
+            raise
+        if initial is None:
+            self.connections.pop(conn_id, None)
+            return False
+        out.start(initial)
+        if not self._tasks:
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._send_loop()), loop.create_task(self._poll_loop())]
+        return True
+
+    def submit(self, conn_id: str, data: bytes) -> None:
+        if self.broken:
+            raise LinkBroken()
+        self._inbound.append((conn_id, data))
+        self._inbound_ready.set()
+
+    async def leave(self, conn_id: str) -> None:
+        out = self.connections.pop(conn_id, None)
+        if out is not None:
+            await out.stop()
+        if not self.connections:
+            self.hub._forget(self)
+        with contextlib.suppress(Exception):
+            await self.actor.leave.remote(self.link_id, conn_id)
+        if not self.connections:
+            await self._stop_tasks()
+
+    async def _stop_tasks(self) -> None:
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        for task in self._tasks:
+            if task is not current:
+                with contextlib.suppress(BaseException):
+                    await task
+
+    def _break(self, why: str) -> None:
+        if self.broken:
+            return
+        self.broken = True
+        self.hub._forget(self)
+        log.info("dojo link %s broken: %s", self.key, why)
+        for out in self.connections.values():
+            out.close(SERVICE_RESTART, "session restarting, reconnect")
+
+    async def _send_loop(self) -> None:
+        try:
+            while True:
+                await self._inbound_ready.wait()
+                self._inbound_ready.clear()
+                batch, self._inbound = self._inbound, []
+                if not batch:
+                    continue
+                results = await self.actor.receive.remote(self.link_id, batch)
+                for conn_id, replies, close in results:
+                    out = self.connections.get(conn_id)
+                    if out is None:
+                        continue
+                    for reply in replies:
+                        out.put(reply)
+                    if close is not None:
+                        out.close(close.code, close.reason)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._break(f"receive failed: {exc!r}")
+
+    async def _poll_loop(self) -> None:
+        try:
+            while True:
+                items = await self.actor.poll.remote(self.link_id, POLL_WAIT_S)
+                if items is None:
+                    if self.connections:
+                        self._break("the session no longer knows this gateway")
+                    return
+                connections = self.connections
+                for sender, message in items:
+                    for conn_id, out in connections.items():
+                        if conn_id != sender:
+                            out.put(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._break(f"poll failed: {exc!r}")
+
+
+class DojoHub:
+    """All of one gateway process's links, by (tenant, dojo)."""
+
+    def __init__(self, actor_for: Callable[[str, str], Any]) -> None:
+        self._actor_for = actor_for
+        self._links: dict[tuple[str, str], DojoLink] = {}
+        self._process = uuid.uuid4().hex[:12]
+        self._seq = itertools.count(1)
+
+    def _forget(self, link: DojoLink) -> None:
+        if self._links.get(link.key) is link:
+            del self._links[link.key]
+
+    def links(self) -> int:
+        return len(self._links)
+
+    async def join(
+        self,
+        tenant_id: str,
+        dojo_id: str,
+        conn_id: str,
+        user_id: str,
+        can_write: bool,
+        out: Outgoing,
+    ) -> DojoLink | None:
+        """The link ``out`` is now part of, or None if the session stayed unavailable (a
+        killed actor restarts within seconds: wait for it rather than bounce the client)."""
+        key = (tenant_id, dojo_id)
+        for attempt in range(JOIN_ATTEMPTS):
+            link = self._links.get(key)
+            if link is None or link.broken:
+                link = DojoLink(self, key, self._actor_for(tenant_id, dojo_id), self._next_id())
+                self._links[key] = link
+            try:
+                if await link.join(conn_id, user_id, can_write, out):
+                    return link
+            except Exception as exc:
+                log.info("dojo %s: session not ready (attempt %d): %s", dojo_id, attempt + 1, exc)
+            if not link.connections:
+                self._forget(link)
+            await asyncio.sleep(JOIN_RETRY_S)
+        return None
+
+    def _next_id(self) -> str:
+        # One id per link, not per process: a link being torn down must never receive the
+        # broadcasts meant for its successor.
+        return f"{self._process}:{next(self._seq)}"
