@@ -67,6 +67,13 @@ LOADGEN = DOJO_DIR / "loadgen.js"
 REFERENCE_SERVER = DOJO_DIR / "node_modules" / "y-websocket" / "bin" / "server.js"
 SERVE_URL = "http://127.0.0.1:8000"
 SERVE_WS = "ws://127.0.0.1:8000/v1/dojos"
+LISTENER_WS = f"ws://127.0.0.1:{get_settings().dojo_gateway_port}/v1/dojos"
+PATHS = {
+    # the gateway's own `websockets` listener in the DojoGateway replica (production path)
+    "listener": ("dojo-gateway", LISTENER_WS),
+    # Starlette websocket routes of the dojo-api replica, behind HAProxy and Serve
+    "serve": ("dojo-api", SERVE_WS),
+}
 DASHBOARD_URL = "http://127.0.0.1:8265"
 DATABASE_NAME = urlparse(get_settings().database_url).path.lstrip("/") or "pocdojo"
 TOKEN_EMAILS = ("alice@acme.test", "bob@acme.test")
@@ -209,8 +216,10 @@ def ray_actors() -> list[dict[str, Any]]:
     return [a for a in data if isinstance(a, dict) and a.get("state") == "ALIVE"]
 
 
-def project_server_pids(dojo_ids: list[str]) -> tuple[list[int], list[int], int]:
-    """(dojo-api replica pids, the benchmark dojos' DojoSession actor pids, dojo actors found)."""
+def project_server_pids(
+    dojo_ids: list[str], app: str = "dojo-api"
+) -> tuple[list[int], list[int], int]:
+    """(``app`` replica pids, the benchmark dojos' DojoSession actor pids, dojo actors found)."""
     wanted = {i.lower() for i in dojo_ids}
     replicas, sessions = [], []
     for actor in ray_actors():
@@ -218,12 +227,12 @@ def project_server_pids(dojo_ids: list[str]) -> tuple[list[int], list[int], int]
         if not isinstance(pid, int) or pid <= 0:
             continue
         cls, name = str(actor.get("class_name") or ""), str(actor.get("name") or "")
-        if cls.startswith("ServeReplica:dojo-api"):
+        if cls.startswith(f"ServeReplica:{app}:"):
             replicas.append(pid)
         elif name.startswith("dojo:") and name.rsplit(":", 1)[-1].lower() in wanted:
             sessions.append(pid)
     if not replicas:  # the state API did not answer: fall back to process titles
-        replicas = [p.pid for p in psutil.process_iter() if "ServeReplica:dojo-api" in cmdline(p)]
+        replicas = [p.pid for p in psutil.process_iter() if f"ServeReplica:{app}:" in cmdline(p)]
     return replicas, sessions, len(sessions)
 
 
@@ -666,8 +675,11 @@ def dojo_api_status() -> str | None:
         apps = json.loads(body).get("applications") or {}
     except ValueError:
         return None
-    app = apps.get("dojo-api")
-    return str(app.get("status")) if isinstance(app, dict) else "ABSENT"
+    statuses = set()
+    for name in ("dojo-api", "dojo-gateway"):  # both websocket paths are measured
+        app = apps.get(name)
+        statuses.add(str(app.get("status")) if isinstance(app, dict) else "ABSENT")
+    return statuses.pop() if len(statuses) == 1 else "/".join(sorted(statuses))
 
 
 def dojo_api_replicas() -> str:
@@ -1050,6 +1062,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--procs", type=int, default=1, help="load generator processes")
     parser.add_argument("--side", choices=("both", "project", "baseline"), default="both")
     parser.add_argument(
+        "--path",
+        choices=("both", *PATHS),
+        default="both",
+        help="project websocket path: the gateway's own listener, Serve's proxy, or both",
+    )
+    parser.add_argument(
         "--restart-platform",
         action="store_true",
         help="pocdojo down && up when the running platform has no dojo-api",
@@ -1089,7 +1107,10 @@ def run_baseline(node: str, args: argparse.Namespace, workdir: Path) -> SideRun:
     return sr
 
 
-def run_project(node: str, args: argparse.Namespace, workdir: Path, tokens: list[str]) -> SideRun:
+def run_project(
+    node: str, args: argparse.Namespace, workdir: Path, tokens: list[str], path: str
+) -> SideRun:
+    app, ws_url = PATHS[path]
     stale = session_actor_names(None)
     if stale:
         log(f"project: retiring {len(stale)} DojoSession actors left by earlier benchmark runs")
@@ -1098,23 +1119,24 @@ def run_project(node: str, args: argparse.Namespace, workdir: Path, tokens: list
     ids = create_dojos(tokens[0], args.dojos)
     logged_before = count_logged(ids)
     found: dict[str, int] = {}
-    replicas, _, _ = project_server_pids(ids)
-    before = rss_mib(processes(replicas) + ingress_processes())  # no dojo actor yet
+    replicas, _, _ = project_server_pids(ids, app)
+    ingress = ingress_processes if path == "serve" else list  # the listener needs no proxy
+    before = rss_mib(processes(replicas) + ingress())  # no dojo actor yet
 
     def groups() -> dict[str, Callable[[], list[psutil.Process]]]:
-        replicas, sessions, found["actors"] = project_server_pids(ids)
+        replicas, sessions, found["actors"] = project_server_pids(ids, app)
         gateway, actors = processes(replicas), processes(sessions)
         return {
             "gateway": lambda: gateway,
             "sessions": lambda: actors,
-            "ingress": ingress_processes,
+            "ingress": ingress,
             "postgres": postgres_backends,
             "ray_system": ray_system_processes,
         }
 
     try:
         sr = run_load(
-            "project", node, SERVE_WS, [f"{i}/sync" for i in ids], tokens, args, workdir, groups
+            "project", node, ws_url, [f"{i}/sync" for i in ids], tokens, args, workdir, groups
         )
         sr.rss_before_mib = before
         log("project: waiting for the update log to catch up")
@@ -1126,7 +1148,11 @@ def run_project(node: str, args: argparse.Namespace, workdir: Path, tokens: list
             retired = retire_session_actors(session_actor_names(ids))
     sr.notes.append(
         f"{found.get('actors', 0)} DojoSession actors found for {args.dojos} dojos; "
-        f"dojo-api replicas {dojo_api_replicas()}; ingress HAProxy"
+        + (
+            f"dojo-api replicas {dojo_api_replicas()}; ingress HAProxy -> Serve"
+            if path == "serve"
+            else "DojoGateway listener (no proxy)"
+        )
     )
     if not args.keep_actors:
         sr.retired = retired
@@ -1155,6 +1181,8 @@ def main(argv: list[str] | None = None) -> int:
         node = ensure_node_modules()
         log(f"{case}: {title}")
         runs: dict[Side, SideRun] = {}
+        projects: dict[str, SideRun] = {}
+        paths = list(PATHS) if args.path == "both" else [args.path]
         with tempfile.TemporaryDirectory(prefix="bench-dojo-") as tmp:
             workdir = Path(tmp)
             if args.side in ("both", "baseline"):
@@ -1164,15 +1192,23 @@ def main(argv: list[str] | None = None) -> int:
             if args.side in ("both", "project"):
                 with platform_up(args.restart_platform, args.keep_platform):
                     tokens = [get_token(email) for email in TOKEN_EMAILS]
-                    warn_if_busy()
-                    log("project: gateway + DojoSession actors on Ray Serve")
-                    runs["project"] = run_project(node, args, workdir, tokens)
-        rows = build_rows(
-            case, args.dojos, {s: runs[s] for s in ("project", "baseline") if s in runs}
-        )
-        print_report(info, case, title, rows, runs)
-        for line in goals(runs, rows):
-            print(line)
+                    for path in paths:
+                        warn_if_busy()
+                        log(f"project ({path}): DojoSession actors via {PATHS[path][1]}")
+                        projects[path] = run_project(node, args, workdir, tokens, path)
+        rows: list[dict[str, Any]] = []
+        for path in paths or [""]:
+            both = dict(runs)
+            if path in projects:
+                both["project"] = projects[path]
+            path_case = f"{case}:{path}" if path in projects else case
+            path_rows = build_rows(
+                path_case, args.dojos, {s: both[s] for s in ("project", "baseline") if s in both}
+            )
+            rows += path_rows
+            print_report(info, path_case, title, path_rows, both)
+            for line in goals(both, path_rows):
+                print(line)
         print(f"run time {time.monotonic() - started:.0f}s")
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(rows, indent=1) + "\n")

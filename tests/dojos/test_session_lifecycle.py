@@ -1,0 +1,120 @@
+"""A session actor's life: participants on two gateway replicas, a gateway that dies with
+its sockets, and the idle stop that persists first and comes back with the same document."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+import ray
+
+from pocdojo.actors.dojo_session import NAMESPACE, DojoSessionRemote, actor_name
+from pocdojo.gateway.server import run_gateway
+from pocdojo.settings import Settings
+from tests.conftest import TenantFixture, free_port
+from tests.dojos.test_gateway_sync import eventually, new_dojo, sync_url
+from tests.dojos.ywsclient import YClient
+
+pytestmark = pytest.mark.ray
+
+
+def _precreate(settings: Settings, tenant_id: uuid.UUID, dojo_id: str, **options: float) -> Any:
+    """The dojo's actor with test timings; gateways find it by name (get_if_exists)."""
+    return DojoSessionRemote.options(
+        name=actor_name(tenant_id, uuid.UUID(dojo_id)),
+        namespace=NAMESPACE,
+        lifetime="detached",
+        get_if_exists=True,
+    ).remote(settings.model_dump_json(), str(tenant_id), dojo_id, **options)
+
+
+def _alive(name: str) -> bool:
+    try:
+        ray.get_actor(name, namespace=NAMESPACE)
+    except ValueError:
+        return False
+    return True
+
+
+async def test_participants_on_two_gateway_replicas_edit_together(
+    client: httpx.AsyncClient,
+    ws_base: str,
+    settings: Settings,
+    tenant: TenantFixture,
+    ray_cluster: object,
+) -> None:
+    second = settings.model_copy(update={"dojo_gateway_port": free_port()})
+    stop, started = asyncio.Event(), asyncio.Event()
+    replica = asyncio.create_task(run_gateway(second, stop, started=started))
+    await asyncio.wait_for(started.wait(), 20)
+    other_base = f"ws://127.0.0.1:{second.dojo_gateway_port}"
+    dojo = await new_dojo(client, tenant.member, files={"main.py": ""})
+    a = await YClient(sync_url(ws_base, dojo["id"], tenant.member.token)).connect()
+    b = await YClient(sync_url(other_base, dojo["id"], tenant.other_member.token)).connect()
+    c = await YClient(sync_url(other_base, dojo["id"], tenant.member.token)).connect()
+    try:
+        for i in range(20):
+            a.edit("main.py", 0, f"a{i};")
+            b.edit("b.py", 0, f"b{i};")
+            c.edit("c.py", 0, f"c{i};")
+            await asyncio.sleep(0.005)
+        await eventually(lambda: a.read() == b.read() == c.read() and len(a.read()) == 3)
+        actor = ray.get_actor(actor_name(tenant.id, uuid.UUID(dojo["id"])), namespace=NAMESPACE)
+        stats = await actor.stats.remote()
+        assert stats["connections"] == 3
+        assert stats["gateways"] == 2
+    finally:
+        for y in (a, b, c):
+            await y.close()
+        stop.set()
+        await asyncio.wait_for(replica, 10)
+
+
+async def test_a_gateway_that_stops_polling_loses_its_connections(
+    client: httpx.AsyncClient, settings: Settings, tenant: TenantFixture, ray_cluster: object
+) -> None:
+    dojo = await new_dojo(client, tenant.member)
+    actor: Any = _precreate(settings, tenant.id, dojo["id"], gateway_ttl_s=1.0, idle_s=600.0)
+    try:
+        first = await actor.join.remote("dead-gw:1", "c1", str(tenant.member.user_id), True)
+        assert first
+        assert isinstance(first[0], bytes)
+        assert (await actor.stats.remote())["connections"] == 1
+        # no poll ever comes: after the TTL the connection is dropped
+        for _ in range(100):
+            if (await actor.stats.remote())["connections"] == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert (await actor.stats.remote())["connections"] == 0
+        assert await actor.poll.remote("dead-gw:1", 0.1) is None
+    finally:
+        ray.kill(actor, no_restart=True)
+
+
+async def test_idle_session_stops_after_persisting_and_comes_back(
+    client: httpx.AsyncClient,
+    ws_base: str,
+    settings: Settings,
+    tenant: TenantFixture,
+    ray_cluster: object,
+) -> None:
+    dojo = await new_dojo(client, tenant.member)
+    name = actor_name(tenant.id, uuid.UUID(dojo["id"]))
+    _precreate(settings, tenant.id, dojo["id"], idle_s=1.0)
+    writer = await YClient(sync_url(ws_base, dojo["id"], tenant.member.token)).connect()
+    writer.edit("kept.py", 0, "print('still here')\n")
+    await asyncio.sleep(0.3)
+    await writer.close()
+    await eventually(lambda: not _alive(name), within_s=30)
+    # A new session (default timings) starts from the snapshot and log.
+    reader = await YClient(sync_url(ws_base, dojo["id"], tenant.member.token)).connect()
+    try:
+        await eventually(lambda: reader.read() == {"kept.py": "print('still here')\n"})
+    finally:
+        await reader.close()
+        with contextlib.suppress(ValueError):
+            ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
