@@ -111,6 +111,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
     base = f"http://{settings.serve_host}:{settings.serve_port}"
     local_cluster.wait_for_http(f"{base}/healthz")
     print(f"PoC Dojo is up at {base}  (applications: {', '.join(apps)})")
+    gateway = f"ws://{settings.dojo_gateway_host}:{settings.dojo_gateway_port}/v1/dojos"
+    print(f"dojo websockets (y-websocket server URL): {gateway}")
     try:
         print(f"demo token (alice@acme.test, admin):\n{dev_token(settings, 'alice@acme.test')}")
     except (DomainError, SystemExit) as exc:
