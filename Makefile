@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: help install services db run up down test lint typecheck bench-api bench-search bench-dojo openapi clean
+.PHONY: help install services db run up down test lint typecheck bench-api bench-search bench-dojo bench-voice openapi clean
 
 help:
 	@echo "make run        set up everything and start the platform (foreground)"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench-api  PoC API load benchmark: Ray Serve vs plain uvicorn"
 	@echo "make bench-search  search at 1M PoCs / 1,000 tenants vs a naive ILIKE baseline"
 	@echo "make bench-dojo    S dojos x P typists vs the reference y-websocket server"
+	@echo "make bench-voice   voice rooms of 2-16 (mixing vs forwarding) vs a direct aiortc call"
 	@echo "make openapi    regenerate openapi.json from the code"
 	@echo "make down       stop a platform started with 'pocdojo up --detach'"
 
@@ -55,13 +56,19 @@ test: install services lint typecheck
 	$(BIN)/pytest -q -rs -p no:cacheprovider
 
 bench-api: db
+	bash scripts/ensure-tools.sh wrk:wrk
 	$(BIN)/python -m loadtests.bench_api
 
 bench-search: install services
+	bash scripts/ensure-tools.sh wrk:wrk
 	$(BIN)/python -m loadtests.bench_search
 
 bench-dojo: db
+	bash scripts/ensure-tools.sh node:nodejs npm:npm
 	$(BIN)/python -m loadtests.bench_dojo
+
+bench-voice: install
+	$(BIN)/python -m loadtests.bench_voice $(BENCH_VOICE_ARGS)
 
 openapi: install
 	$(BIN)/pocdojo openapi --write
