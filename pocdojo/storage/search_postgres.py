@@ -314,17 +314,22 @@ class PostgresSearch:
         after = decode_cursor(query.cursor) if query.cursor else None
         if after is not None and after[:1] != [sort]:
             raise ValidationFailed([FieldError("query.cursor", "cursor of another sort order")])
+        matching = _Sql.copy(sql)
         if words:
             # Exact names are word-prefix matches too: three conditions cover every tier.
-            sql.where.append("(" + " or ".join(condition for _, condition in tiers[1:]) + ")")
+            # Relevance branches leave it out: each has its own tier's condition, and the
+            # redundant OR made the planner scan all three indexes for every branch.
+            matching.where.append("(" + " or ".join(c for _, c in tiers[1:]) + ")")
         facets: asyncio.Future[tuple[list[FacetCount], list[FacetCount], bool]] | None = None
         if after is None:  # facets come with the first page; later pages only page hits
-            facets = asyncio.ensure_future(self._facets(" and ".join(sql.where), list(sql.args)))
+            facets = asyncio.ensure_future(
+                self._facets(" and ".join(matching.where), list(matching.args))
+            )
         try:
             if sort == "relevance":
                 rows = await self._relevance_page(sql, tiers, after, query.limit + 1)
             else:
-                rows = await self._sorted_page(sql, tiers, sort, after, query.limit + 1)
+                rows = await self._sorted_page(matching, tiers, sort, after, query.limit + 1)
         except BaseException:
             if facets is not None:
                 facets.cancel()
