@@ -1,0 +1,1 @@
+"""AWS infrastructure of PoC Dojo as Python CDK (synthesised in-process, see ``app.py``)."""

@@ -1,0 +1,1 @@
+"""KubeRay manifests of PoC Dojo and their renderer (see render.py)."""
