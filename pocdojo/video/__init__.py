@@ -1,0 +1,1 @@
+"""The yearly video: film plan, frames, PyAV encoding, joins, jobs."""
