@@ -177,11 +177,35 @@ def cmd_search_indexer(settings: Settings, args: argparse.Namespace) -> None:
     _run_until_signalled(lambda stop: run_search_indexer(settings, stop, args.name))
 
 
+def cmd_metrics_serve(settings: Settings, args: argparse.Namespace) -> None:
+    from pocdojo.api import metrics  # noqa: F401  (switches to multiprocess values first)
+    from pocdojo.observability import export
+
+    if export.enable_from_env() is None:
+        raise SystemExit("set POCDOJO_METRICS_DIR to the node's metrics directory")
+    export.serve_node_metrics(args.host, args.port)
+
+
 def cmd_search_reindex(settings: Settings, args: argparse.Namespace) -> None:
     from pocdojo.workers.run import reindex
 
     for slug, count in asyncio.run(reindex(settings, args.tenant)).items():
         print(f"{slug}: {count} PoCs indexed")
+
+
+def cmd_video_render(settings: Settings, args: argparse.Namespace) -> None:
+    from pocdojo.video import local
+
+    local.main(
+        settings,
+        email=args.email,
+        year=args.year,
+        out=Path(args.out),
+        tenant=args.tenant,
+        film_format=args.format,
+        workers=args.workers,
+        ray_address=args.ray,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_relay
     )
 
+    metrics = sub.add_parser("metrics", help="Prometheus metrics of this node")
+    metrics_sub = metrics.add_subparsers(dest="action", required=True)
+    node = metrics_sub.add_parser("serve", help="serve POCDOJO_METRICS_DIR on /metrics")
+    node.add_argument("--host", default="127.0.0.1")
+    node.add_argument("--port", type=int, default=9464)
+    node.set_defaults(func=cmd_metrics_serve)
+
     search = sub.add_parser("search", help="the search index")
     search_sub = search.add_subparsers(dest="action", required=True)
     indexer = search_sub.add_parser("indexer", help="run the search indexer (stream consumer)")
@@ -238,6 +269,18 @@ def build_parser() -> argparse.ArgumentParser:
     reindex = search_sub.add_parser("reindex", help="rebuild from the PoC tables, no downtime")
     reindex.add_argument("--tenant", help="only this tenant (slug)")
     reindex.set_defaults(func=cmd_search_reindex)
+
+    video = sub.add_parser("video", help="yearly videos")
+    video_sub = video.add_subparsers(dest="action", required=True)
+    render = video_sub.add_parser("render", help="render one user's film of the year locally")
+    render.add_argument("--email", required=True)
+    render.add_argument("--year", type=int, required=True)
+    render.add_argument("--out", required=True, help="the MP4 to write")
+    render.add_argument("--tenant", help="tenant slug, if the user is in several")
+    render.add_argument("--format", choices=["landscape", "portrait"], default="landscape")
+    render.add_argument("--workers", type=int, default=2, help="segments rendered at once")
+    render.add_argument("--ray", metavar="ADDRESS", help="render on this Ray cluster instead")
+    render.set_defaults(func=cmd_video_render)
 
     spec = sub.add_parser("openapi", help="print, --write or --check openapi.json")
     spec.add_argument("--write", action="store_true")

@@ -40,6 +40,11 @@ def _haproxy_dir(settings: Settings) -> str:
     )
 
 
+def metrics_dir(settings: Settings) -> str:
+    base = settings.ray_temp_dir or tempfile.gettempdir()
+    return os.path.join(base, f"pocdojo-metrics-{settings.ray_port_base}")
+
+
 def ray_env(settings: Settings) -> dict[str, str]:
     base = settings.ray_port_base
     haproxy = _haproxy_dir(settings)
@@ -63,6 +68,9 @@ def ray_env(settings: Settings) -> dict[str, str]:
             "RAY_usage_stats_enabled": "0",
         }
     )
+    # One directory of prometheus_client multiprocess files for every pocdojo process of
+    # this node (actors, replicas): any /metrics then reports them all (docs/operations.md).
+    env.setdefault("POCDOJO_METRICS_DIR", metrics_dir(settings))
     # The services read the same settings the CLI was given.
     for name, value in settings.model_dump().items():
         if value is not None:
@@ -114,6 +122,9 @@ def start_ray(settings: Settings) -> bool:
     ]
     if settings.ray_temp_dir:
         command.append(f"--temp-dir={settings.ray_temp_dir}")
+    # A fresh cluster starts from empty metric files (the last one's processes are gone).
+    for stale in Path(os.environ.get("POCDOJO_METRICS_DIR") or metrics_dir(settings)).glob("*.db"):
+        stale.unlink(missing_ok=True)
     try:
         subprocess.run(command, env=ray_env(settings), check=True, stdout=subprocess.DEVNULL)
     except subprocess.CalledProcessError:

@@ -89,6 +89,22 @@ class Settings(BaseSettings):
     serve_config_path: str = "cluster/kuberay/serve-config.yaml"
     request_timeout_s: float = 10.0
 
+    # Yearly videos (video-api): rendering runs as Ray tasks, segments side by side.
+    video_runner_enabled: bool = True
+    video_executor: Literal["auto", "ray", "local"] = "auto"
+    """auto: Ray tasks when this process is connected to Ray, else a local process pool."""
+    video_workers: int = 2
+    """Segments of one render in flight at once."""
+    video_segment_timeout_s: float = 120.0
+    video_max_attempts: int = 3
+    video_lease_s: float = 30.0
+    video_poll_s: float = 2.0
+    video_scale: int = 1
+    """Divides the 1280x720 / 720x1280 frame size (tests render small films)."""
+    video_intro_s: float = 3.0
+    video_poc_s: float = 4.0
+    video_outro_s: float = 5.0
+
     log_level: str = Field(default="INFO")
 
     ice_servers: list[IceServer] = Field(default_factory=list)

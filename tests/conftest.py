@@ -74,6 +74,14 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         oidc_issuer=f"{base}/auth",
         dev_issuer_key_path=str(var / "dev-issuer-key.pem"),
         serve_port=port,
+        # Video tests start their own runner (tests/video/conftest.py) and render tiny films.
+        video_runner_enabled=False,
+        video_scale=4,
+        video_intro_s=0.5,
+        video_poc_s=0.5,
+        video_outro_s=0.5,
+        video_poll_s=0.2,
+        video_lease_s=5.0,
     )
 
 

@@ -6,14 +6,14 @@ Runners find unfinished jobs of every tenant through one SECURITY DEFINER functi
 returns only ids; everything else is read inside the job's tenant transaction.
 
 Revision ID: 0006_videos
-Revises: 0004
+Revises: 0005_reports
 Create Date: 2026-11-25
 """
 
 from alembic import op
 
 revision = "0006_videos"
-down_revision = "0004"
+down_revision = "0005_reports"
 branch_labels = None
 depends_on = None
 

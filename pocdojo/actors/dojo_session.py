@@ -32,10 +32,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
+from opentelemetry.trace import SpanKind
 
 from pocdojo.engine.limits import Limits
 from pocdojo.engine.outcome import Close
 from pocdojo.engine.session import DojoSession
+from pocdojo.metrics import (
+    DOJO_ACTOR_RESTARTS,
+    DOJO_UPDATE_LOG_BACKLOG,
+    DOJO_UPDATE_LOG_FLUSH_DURATION,
+    DOJO_UPDATE_LOG_OLDEST_UNFLUSHED_AGE,
+    DOJO_UPDATES,
+    DOJOS_LIVE,
+)
+from pocdojo.observability.process import observe_process
+from pocdojo.observability.tracing import span_from
 from pocdojo.settings import Settings
 from pocdojo.storage import dojos
 from pocdojo.storage.blobs import BlobKey, open_blob_store
@@ -114,6 +125,10 @@ class DojoSessionActor:
         )
         self._tasks = [asyncio.get_running_loop().create_task(self._start())]
         self.flush_failures = 0
+        self._pending_since: float | None = None
+        observe_process("dojo-session")
+        if _was_restarted():
+            DOJO_ACTOR_RESTARTS.inc()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -128,6 +143,7 @@ class DojoSessionActor:
                 await asyncio.sleep(1.0)
         self._session = DojoSession(str(self._dojo), Limits(), initial_update=initial)
         self._ready.set()
+        DOJOS_LIVE.inc()
         self._tasks.append(asyncio.get_running_loop().create_task(self._flusher()))
 
     async def _load(self) -> bytes | None:
@@ -153,6 +169,7 @@ class DojoSessionActor:
         while True:
             await asyncio.sleep(self._flush_interval_s)
             await self.flush()
+            self._observe_backlog()
             if self._should_snapshot():
                 await self._snapshot()
             self._drop_silent_gateways()
@@ -169,6 +186,7 @@ class DojoSessionActor:
                 await asyncio.sleep(1.0)
         await self._snapshot()
         await self._db.stop()
+        DOJOS_LIVE.dec()
         log.info("dojo %s: idle for %.0fs, state persisted, stopping", self._dojo, self._idle_s)
         _ray.kill(_ray.get_runtime_context().current_actor, no_restart=True)
 
@@ -177,6 +195,7 @@ class DojoSessionActor:
         if not self._pending:
             return 0
         batch = list(self._pending)
+        started = time.monotonic()
         try:
             async with self._db.tenant_tx(self._tenant) as conn:
                 self._last_seq = await dojos.append_updates(conn, self._tenant, self._dojo, batch)
@@ -184,9 +203,19 @@ class DojoSessionActor:
             self.flush_failures += 1
             log.warning("dojo %s: %d updates not yet stored (%s)", self._dojo, len(batch), exc)
             return 0
+        DOJO_UPDATE_LOG_FLUSH_DURATION.observe(time.monotonic() - started)
         del self._pending[: len(batch)]
+        # What arrived during the flush is at most this old.
+        self._pending_since = started if self._pending else None
         self._unsnapshotted_bytes += sum(len(u) for u in batch)
         return len(batch)
+
+    def _observe_backlog(self) -> None:
+        DOJO_UPDATE_LOG_BACKLOG.set(len(self._pending))
+        since = self._pending_since
+        DOJO_UPDATE_LOG_OLDEST_UNFLUSHED_AGE.set(
+            time.monotonic() - since if since is not None and self._pending else 0.0
+        )
 
     def _should_snapshot(self) -> bool:
         if self._unsnapshotted_bytes == 0:
@@ -258,10 +287,22 @@ class DojoSessionActor:
     # -- what gateways call -------------------------------------------------------------
 
     async def join(
-        self, gateway_id: str, conn_id: str, user_id: str, can_write: bool
+        self,
+        gateway_id: str,
+        conn_id: str,
+        user_id: str,
+        can_write: bool,
+        traceparent: str | None = None,
     ) -> list[bytes] | None:
         """Register a connection; the messages to send it first (sync step 1 and 2, who is
-        present). None while the actor is stopping: the gateway retries with a new one."""
+        present). None while the actor is stopping: the gateway retries with a new one.
+        ``traceparent``: the gateway's span, continued here."""
+        with span_from(traceparent, "dojo session join", kind=SpanKind.SERVER):
+            return await self._join(gateway_id, conn_id, user_id, can_write)
+
+    async def _join(
+        self, gateway_id: str, conn_id: str, user_id: str, can_write: bool
+    ) -> list[bytes] | None:
         await self._ready.wait()
         assert self._session is not None
         if self._closing:
@@ -287,9 +328,14 @@ class DojoSessionActor:
                 continue
             outcome = self._session.receive(conn_id, data, now=now)
             if outcome.close is not None:
+                DOJO_UPDATES.labels("rejected").inc()
                 results.append((conn_id, [], outcome.close))
                 continue
-            self._pending += outcome.stored
+            if outcome.stored:
+                if not self._pending:
+                    self._pending_since = now
+                self._pending += outcome.stored
+                DOJO_UPDATES.labels("applied").inc(len(outcome.stored))
             if outcome.broadcast:
                 self._broadcast(conn_id, outcome.broadcast)
             if outcome.replies:
@@ -337,6 +383,14 @@ class DojoSessionActor:
 
     async def participants(self) -> list[str]:
         return sorted({u for g in self._gateways.values() for u in g.connections.values()})
+
+
+def _was_restarted() -> bool:
+    """Whether this actor instance is Ray's restart of a crashed one."""
+    try:
+        return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+    except Exception:  # not running as a Ray actor (a plain object in a test)
+        return False
 
 
 _ray: Any = ray  # Ray's overloads do not know actor options such as max_concurrency

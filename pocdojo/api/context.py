@@ -12,6 +12,7 @@ from starlette.requests import Request
 from pocdojo.auth.jwks import HttpJwks, KeySource
 from pocdojo.auth.tokens import ClaimMapping, TokenVerifier
 from pocdojo.errors import Unauthorized
+from pocdojo.observability.context import bind_principal
 from pocdojo.settings import Settings
 from pocdojo.storage.blobs import FileBlobStore, S3BlobStore, open_blob_store
 from pocdojo.storage.db import Database
@@ -89,4 +90,5 @@ async def authenticate(request: Request) -> Principal:
     verifier: TokenVerifier = request.app.state.verifier
     principal = await verifier.verify(token.strip())
     request.state.principal = principal
+    bind_principal(principal)  # ids on the request's log lines and span
     return principal

@@ -9,11 +9,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 
-from pocdojo.api import dojos, gateway
+from pocdojo.api import dojos, gateway, voice
 from pocdojo.api.asgi import AbsolutePaths
 from pocdojo.api.context import open_services
 from pocdojo.api.metrics import MetricsMiddleware
 from pocdojo.api.problems import EXCEPTION_HANDLERS
+from pocdojo.observability.middleware import ObservabilityMiddleware
 from pocdojo.settings import Settings, get_settings
 
 
@@ -30,11 +31,16 @@ def create_dojo_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=[
             *dojos.spec.routes(),
+            *voice.spec.routes(),
             WebSocketRoute("/v1/dojos/{id}/sync", gateway.sync_socket),
             # y-websocket puts the room in the path: ws://HOST/v1/dojos/{id}/sync works as is.
             WebSocketRoute("/v1/dojos/{id}/events", gateway.events_socket),
         ],
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(AbsolutePaths), Middleware(MetricsMiddleware, service="dojo-api")],
+        middleware=[
+            Middleware(AbsolutePaths),
+            Middleware(ObservabilityMiddleware, service="dojo-api"),
+            Middleware(MetricsMiddleware, service="dojo-api"),
+        ],
     )

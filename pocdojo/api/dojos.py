@@ -75,8 +75,16 @@ class DojoOut(BaseModel):
     ended_at: dt.datetime | None
 
 
+class IceServerOut(BaseModel):
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
 class DojoDetail(DojoOut):
     participants_online: list[uuid.UUID]
+    ice_servers: list[IceServerOut]
+    """STUN/TURN servers for the dojo's voice call (RTCIceServer shape)."""
 
 
 class DojoPage(BaseModel):
@@ -190,7 +198,14 @@ async def get_dojo(request: Request) -> Response:
             "where dojo_id = $1 and left_at is null",
             dojo.id,
         )
-    return json_response({**dojo.to_json(), "participants_online": [str(r[0]) for r in online]})
+    ice = [s.model_dump(exclude_none=True) for s in services(request).settings.ice_servers]
+    return json_response(
+        {
+            **dojo.to_json(),
+            "participants_online": [str(r[0]) for r in online],
+            "ice_servers": ice,
+        }
+    )
 
 
 @spec.operation(

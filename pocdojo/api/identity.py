@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from pocdojo.api.metrics import MetricsMiddleware
 from pocdojo.api.problems import EXCEPTION_HANDLERS, problem
 from pocdojo.auth.dev_issuer import DevIssuer, load_or_create_key
 from pocdojo.auth.passwords import hash_password, verify_password
+from pocdojo.observability.middleware import ObservabilityMiddleware
 from pocdojo.settings import Settings, get_settings
 from pocdojo.storage.db import Database
 from pocdojo.storage.tenants import login_candidates
@@ -41,6 +43,9 @@ def make_dev_issuer(settings: Settings) -> DevIssuer:
         ttl_s=settings.dev_token_ttl_s,
         production=settings.is_production or not settings.dev_issuer_enabled,
     )
+
+
+log = logging.getLogger("pocdojo.identity")
 
 
 @functools.cache
@@ -104,6 +109,7 @@ async def token(request: Request) -> Response:
     stored = candidates[0].password_hash if candidates else _dummy_hash()
     valid = await asyncio.to_thread(verify_password, stored, password)
     if not candidates or not valid:
+        log.info("login refused: wrong email or password")  # never the email or password
         return _grant_error("invalid_grant", "wrong email or password")
     wanted = form.get("tenant")
     if wanted:
@@ -117,6 +123,7 @@ async def token(request: Request) -> Response:
             else "not a member of that tenant",
         )
     chosen = candidates[0]
+    log.info("token issued to user %s of tenant %s", chosen.user_id, chosen.tenant_id)
     issued = request.app.state.issuer.issue(
         user_id=chosen.user_id,
         tenant_id=chosen.tenant_id,
@@ -155,6 +162,7 @@ def create_identity_app(settings: Settings | None = None) -> Starlette:
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             Middleware(AbsolutePaths),
+            Middleware(ObservabilityMiddleware, service="identity"),
             Middleware(MetricsMiddleware, service="identity"),
         ],
     )

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pocdojo.observability import export
+
+# Before any metric object exists: with POCDOJO_METRICS_DIR, values go to the node's
+# multiprocess files so one scrape sees every process (actors, replicas) of the node.
+export.enable_from_env()
+
+from prometheus_client import Counter, Histogram  # noqa: E402
 
 REQUESTS = Counter(
     "pocdojo_http_requests_total",
@@ -55,4 +62,4 @@ class MetricsMiddleware:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(export.render_latest(), media_type=export.CONTENT_TYPE)

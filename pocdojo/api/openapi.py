@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pocdojo.api import dojos, health, media, members, pocs, search
+from pocdojo.api import dojos, health, media, members, pocs, reports, search, videos, voice
 from pocdojo.api.spec import ApiSpec
 
 REPO_COPY = Path(__file__).resolve().parents[2] / "openapi.json"
@@ -21,7 +21,7 @@ def poc_api_specs() -> list[ApiSpec]:
 
 def all_specs() -> list[ApiSpec]:
     """Every service's operations: the platform's one document."""
-    return [*poc_api_specs(), search.spec, dojos.spec]
+    return [*poc_api_specs(), search.spec, dojos.spec, voice.spec, reports.spec, videos.spec]
 
 
 @functools.cache

@@ -19,7 +19,10 @@ from pocdojo.api.identity import create_identity_app
 from pocdojo.api.metrics import MetricsMiddleware
 from pocdojo.api.params import json_response
 from pocdojo.api.problems import EXCEPTION_HANDLERS
+from pocdojo.api.reports_app import create_reports_app
 from pocdojo.api.search_app import create_search_app
+from pocdojo.api.video_app import create_video_app
+from pocdojo.observability.middleware import ObservabilityMiddleware
 from pocdojo.settings import Settings, get_settings
 
 
@@ -46,7 +49,11 @@ def create_poc_app(settings: Settings | None = None) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(AbsolutePaths), Middleware(MetricsMiddleware, service="poc-api")],
+        middleware=[
+            Middleware(AbsolutePaths),
+            Middleware(ObservabilityMiddleware, service="poc-api"),
+            Middleware(MetricsMiddleware, service="poc-api"),
+        ],
     )
 
 
@@ -60,5 +67,7 @@ def create_local_app(settings: Settings | None = None) -> Starlette:
             "/auth": create_identity_app(settings),
             "/v1/search": create_search_app(settings),
             "/v1/dojos": create_dojo_app(settings),
+            "/v1/reports": create_reports_app(settings),
+            "/v1/videos": create_video_app(settings),
         }
     )

@@ -13,6 +13,7 @@ from pocdojo.api.asgi import AbsolutePaths
 from pocdojo.api.context import open_services
 from pocdojo.api.metrics import MetricsMiddleware
 from pocdojo.api.problems import EXCEPTION_HANDLERS
+from pocdojo.observability.middleware import ObservabilityMiddleware
 from pocdojo.reports.runner import ExportLauncher, ExportSweeper
 from pocdojo.reports.tasks import RayExportLauncher
 from pocdojo.settings import Settings, get_settings
@@ -46,6 +47,7 @@ def create_reports_app(
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             Middleware(AbsolutePaths),
+            Middleware(ObservabilityMiddleware, service="reports-api"),
             Middleware(MetricsMiddleware, service="reports-api"),
         ],
     )

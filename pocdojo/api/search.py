@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from pydantic import BaseModel
@@ -13,6 +14,7 @@ from pocdojo.api.params import json_response, parse_languages, parse_owner
 from pocdojo.api.spec import ApiSpec, Param
 from pocdojo.domain.pocs import slugify_tag
 from pocdojo.errors import FieldError, ValidationFailed
+from pocdojo.metrics import SEARCH_QUERY_DURATION
 from pocdojo.storage.search import MAX_LIMIT, SearchIndex, SearchQuery
 from pocdojo.types import PocStatus, Principal
 
@@ -58,6 +60,11 @@ class SuggestionOut(BaseModel):
 
 class SuggestOut(BaseModel):
     items: list[SuggestionOut]
+
+
+def _backend(index: SearchIndex) -> str:
+    # Bounded label values for the query-latency metric.
+    return "opensearch" if "OpenSearch" in type(index).__name__ else "postgres"
 
 
 def search_index(request: Request) -> SearchIndex:
@@ -131,7 +138,10 @@ def parse_query(request: Request, principal: Principal) -> SearchQuery:
 async def search_pocs(request: Request) -> Response:
     principal = await authenticate(request)
     query = parse_query(request, principal)
-    result = await search_index(request).search(principal.tenant_id, query)
+    index = search_index(request)
+    start = time.perf_counter()
+    result = await index.search(principal.tenant_id, query)
+    SEARCH_QUERY_DURATION.labels("search", _backend(index)).observe(time.perf_counter() - start)
     return json_response(result.to_json())
 
 
@@ -147,5 +157,8 @@ async def suggest(request: Request) -> Response:
     prefix = request.query_params.get("q", "")
     if len(prefix) > MAX_Q:
         raise ValidationFailed([FieldError("query.q", f"at most {MAX_Q} characters")])
-    items = await search_index(request).suggest(principal.tenant_id, prefix, 10)
+    index = search_index(request)
+    start = time.perf_counter()
+    items = await index.suggest(principal.tenant_id, prefix, 10)
+    SEARCH_QUERY_DURATION.labels("suggest", _backend(index)).observe(time.perf_counter() - start)
     return json_response({"items": [s.to_json() for s in items]})

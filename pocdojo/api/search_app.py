@@ -14,6 +14,7 @@ from pocdojo.api.asgi import AbsolutePaths
 from pocdojo.api.context import make_verifier
 from pocdojo.api.metrics import MetricsMiddleware
 from pocdojo.api.problems import EXCEPTION_HANDLERS
+from pocdojo.observability.middleware import ObservabilityMiddleware
 from pocdojo.settings import Settings, get_settings
 from pocdojo.storage.search_postgres import PostgresSearch, open_search_database
 
@@ -59,5 +60,9 @@ def create_search_app(
         routes=search.spec.routes(),
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(AbsolutePaths), Middleware(MetricsMiddleware, service="search-api")],
+        middleware=[
+            Middleware(AbsolutePaths),
+            Middleware(ObservabilityMiddleware, service="search-api"),
+            Middleware(MetricsMiddleware, service="search-api"),
+        ],
     )

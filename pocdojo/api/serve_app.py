@@ -58,6 +58,18 @@ class DojoApi:
     """dojo-api: dojos as a resource, chat, replay."""
 
 
+def _build_reports_app() -> Starlette:
+    from pocdojo.api.reports_app import create_reports_app
+
+    return create_reports_app()
+
+
+@serve.deployment(name="ReportsApi")
+@serve.ingress(_build_reports_app)
+class ReportsApi:
+    """reports-api: dashboards from rollups, export jobs (Ray tasks) and their sweeper."""
+
+
 class _BackgroundWorker:
     """A Serve replica that runs one long-lived worker loop; unhealthy if the loop died,
     so Serve replaces the replica (and the consumer resumes its pending entries)."""
@@ -100,10 +112,34 @@ class SearchIndexerWorker(_BackgroundWorker):
         await run_search_indexer(get_settings(), stop)
 
 
+@serve.deployment(name="DojoGateway")
+class DojoGatewayWorker(_BackgroundWorker):
+    """Dojo websockets on the gateway's own port (`pocdojo.gateway.server`), not through
+    Serve's HTTP proxy; replicas on one node share the port (SO_REUSEPORT)."""
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        from pocdojo.gateway.server import run_gateway
+        from pocdojo.settings import get_settings
+
+        await run_gateway(get_settings(), stop)
+
+
 @serve.deployment(name="Identity")
 @serve.ingress(_build_identity_app)
 class Identity:
     """The dev OIDC issuer (not deployed in production: Cognito is the issuer there)."""
+
+
+def _build_video_app() -> Starlette:
+    from pocdojo.api.video_app import create_video_app
+
+    return create_video_app()
+
+
+@serve.deployment(name="VideoApi")
+@serve.ingress(_build_video_app)
+class VideoApi:
+    """video-api: yearly video jobs; its replicas run the renders as Ray tasks."""
 
 
 def poc_api(args: dict[str, Any] | None = None) -> Application:
@@ -118,12 +154,24 @@ def dojo_api(args: dict[str, Any] | None = None) -> Application:
     return cast(Application, DojoApi.bind())  # type: ignore[attr-defined]
 
 
+def reports_api(args: dict[str, Any] | None = None) -> Application:
+    return cast(Application, ReportsApi.bind())  # type: ignore[attr-defined]
+
+
 def outbox_relay(args: dict[str, Any] | None = None) -> Application:
     return cast(Application, OutboxRelayWorker.bind())  # type: ignore[attr-defined]
 
 
 def search_indexer(args: dict[str, Any] | None = None) -> Application:
     return cast(Application, SearchIndexerWorker.bind())  # type: ignore[attr-defined]
+
+
+def dojo_gateway(args: dict[str, Any] | None = None) -> Application:
+    return cast(Application, DojoGatewayWorker.bind())  # type: ignore[attr-defined]
+
+
+def video_api(args: dict[str, Any] | None = None) -> Application:
+    return cast(Application, VideoApi.bind())  # type: ignore[attr-defined]
 
 
 def identity(args: dict[str, Any] | None = None) -> Application:

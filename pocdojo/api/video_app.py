@@ -13,6 +13,7 @@ from pocdojo.api.asgi import AbsolutePaths
 from pocdojo.api.context import open_services
 from pocdojo.api.metrics import MetricsMiddleware
 from pocdojo.api.problems import EXCEPTION_HANDLERS
+from pocdojo.observability.middleware import ObservabilityMiddleware
 from pocdojo.settings import Settings, get_settings
 from pocdojo.video.runner import VideoRunner
 
@@ -37,5 +38,9 @@ def create_video_app(settings: Settings | None = None) -> Starlette:
         routes=videos.spec.routes(),
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(AbsolutePaths), Middleware(MetricsMiddleware, service="video-api")],
+        middleware=[
+            Middleware(AbsolutePaths),
+            Middleware(ObservabilityMiddleware, service="video-api"),
+            Middleware(MetricsMiddleware, service="video-api"),
+        ],
     )

@@ -15,14 +15,16 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable
 from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
+from opentelemetry.trace import SpanKind
 
 from pocdojo.api.context import Services
 from pocdojo.errors import DomainError, NotFound
 from pocdojo.gateway.hub import DojoHub, LinkBroken, Outgoing
+from pocdojo.metrics import DOJO_CLIENTS_CONNECTED
+from pocdojo.observability import tracing
 from pocdojo.storage import dojos
 from pocdojo.types import Principal
 
@@ -133,16 +135,34 @@ async def run_sync(
     hub: DojoHub, services: Services, socket: Socket, principal: Principal, dojo: dojos.Dojo
 ) -> None:
     """The Yjs protocol between ``socket`` and the dojo's session, until either side ends."""
+    # One span per connection; the actor's join runs under it (traceparent in the call).
+    with tracing.tracer().start_as_current_span(
+        "dojo sync connection",
+        kind=SpanKind.SERVER,
+        attributes={"pocdojo.dojo_id": str(dojo.id), "pocdojo.tenant_id": str(dojo.tenant_id)},
+    ):
+        DOJO_CLIENTS_CONNECTED.labels("sync").inc()
+        try:
+            await _run_sync(hub, services, socket, principal, dojo)
+        finally:
+            DOJO_CLIENTS_CONNECTED.labels("sync").dec()
+
+
+async def _run_sync(
+    hub: DojoHub, services: Services, socket: Socket, principal: Principal, dojo: dojos.Dojo
+) -> None:
     conn_id = uuid.uuid4().hex
-    out = Outgoing(socket.send_bytes, socket.close)
-    link = await hub.join(
-        str(principal.tenant_id),
-        str(dojo.id),
-        conn_id,
-        str(principal.user_id),
-        dojo.status == "live",
-        out,
-    )
+    me = asyncio.current_task()
+    out = Outgoing(socket.send_bytes, socket.close, on_broken=me.cancel if me else None)
+    with tracing.tracer().start_as_current_span("dojo join"):
+        link = await hub.join(
+            str(principal.tenant_id),
+            str(dojo.id),
+            conn_id,
+            str(principal.user_id),
+            dojo.status == "live",
+            out,
+        )
     if link is None:
         await socket.close(TRY_AGAIN_LATER, "session unavailable, retry")
         return
@@ -160,22 +180,31 @@ async def run_sync(
             link.submit(conn_id, data)
     except LinkBroken:
         out.close(SERVICE_RESTART, "session restarting, reconnect")
+    except asyncio.CancelledError:
+        if not out.broken:
+            raise  # cancelled from outside; the cleanup below still runs
     finally:
-        await _drain_then_leave(link.leave(conn_id), out)
-        await _presence(services, principal, dojo, joined=False)
-
-
-async def _drain_then_leave(leave: Awaitable[None], out: Outgoing) -> None:
-    # A close queued behind replies must still go out before the writer is stopped.
-    if out.closed:
-        await out.wait_written()
-    await leave
+        # Detached before any await: this task may be cancelled (a proxied socket cut).
+        leaving = link.detach(conn_id)
+        with contextlib.suppress(BaseException):
+            await leaving
+        await asyncio.shield(_presence(services, principal, dojo, joined=False))
 
 
 async def run_events(
     services: Services, socket: Socket, principal: Principal, dojo: dojos.Dojo
 ) -> None:
     """Forward the dojo's events (JSON) until the client goes away."""
+    DOJO_CLIENTS_CONNECTED.labels("events").inc()
+    try:
+        await _run_events(services, socket, principal, dojo)
+    finally:
+        DOJO_CLIENTS_CONNECTED.labels("events").dec()
+
+
+async def _run_events(
+    services: Services, socket: Socket, principal: Principal, dojo: dojos.Dojo
+) -> None:
     pubsub = services.redis.pubsub()
     await pubsub.subscribe(events_channel(principal.tenant_id, dojo.id))
     await socket.send_text(json.dumps({"type": "hello", "dojo": dojo.to_json()}))

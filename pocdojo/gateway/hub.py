@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import logging
 import uuid
@@ -22,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pocdojo.engine.outcome import Close
+from pocdojo.observability.tracing import current_traceparent
 
 log = logging.getLogger("pocdojo.gateway")
 
@@ -39,13 +41,17 @@ class Outgoing:
     """What one socket still has to send, written in order by one writer task. Held until
     `start` so the initial sync goes out before anything broadcast meanwhile."""
 
-    def __init__(self, send: Send, close: CloseSocket) -> None:
+    def __init__(
+        self, send: Send, close: CloseSocket, on_broken: Callable[[], object] | None = None
+    ) -> None:
         self._send = send
         self._close = close
+        self._on_broken = on_broken
         self._queue: deque[bytes | Close] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.closed = False
+        self.broken = False
 
     def start(self, first: list[bytes]) -> None:
         self._queue.extendleft(reversed(first))
@@ -80,14 +86,23 @@ class Outgoing:
                         await self._close(item.code, item.reason)
                         return
                     await self._send(item)
-        except Exception as exc:  # the socket is gone; its reader notices and leaves
+        except Exception as exc:
+            # The socket is gone. Its reader may never hear of it (a proxy that drops the
+            # connection without a disconnect): tell its owner, who ends the connection.
             log.debug("writer stopped: %s", exc)
+            self.broken = self.closed = True
+            if self._on_broken is not None:
+                self._on_broken()
 
     async def wait_written(self, timeout_s: float = 5.0) -> None:
         """Until everything queued, the close included, has been written (or gave up)."""
         if self._task is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -119,7 +134,9 @@ class DojoLink:
         is stopping (idle) and the caller should retry with a fresh link."""
         self.connections[conn_id] = out  # before the call: broadcasts may overtake its reply
         try:
-            initial = await self.actor.join.remote(self.link_id, conn_id, user_id, can_write)
+            initial = await self.actor.join.remote(
+                self.link_id, conn_id, user_id, can_write, traceparent=current_traceparent()
+            )
         except BaseException:
             self.connections.pop(conn_id, None)
             raise
@@ -129,7 +146,12 @@ class DojoLink:
         out.start(initial)
         if not self._tasks:
             loop = asyncio.get_running_loop()
-            self._tasks = [loop.create_task(self._send_loop()), loop.create_task(self._poll_loop())]
+            # A fresh context: the link outlives the connection whose join started it, and
+            # must not log or trace as part of that connection's trace.
+            self._tasks = [
+                loop.create_task(self._send_loop(), context=contextvars.Context()),
+                loop.create_task(self._poll_loop(), context=contextvars.Context()),
+            ]
         return True
 
     def submit(self, conn_id: str, data: bytes) -> None:
@@ -138,16 +160,23 @@ class DojoLink:
         self._inbound.append((conn_id, data))
         self._inbound_ready.set()
 
-    async def leave(self, conn_id: str) -> None:
+    def detach(self, conn_id: str) -> Awaitable[None]:
+        """Forget ``conn_id`` here and tell the actor, synchronously: a socket task being
+        cancelled (Serve cuts proxied websockets) must not leave a ghost connection behind.
+        The writer finishes a queued close on its own; otherwise it is stopped. Returns the
+        actor's answer to await (optional)."""
         out = self.connections.pop(conn_id, None)
-        if out is not None:
-            await out.stop()
+        if out is not None and not out.closed:
+            out.cancel()
+        leaving: Awaitable[None] = self.actor.leave.remote(self.link_id, conn_id)
         if not self.connections:
             self.hub._forget(self)
+            asyncio.get_running_loop().create_task(self._stop_tasks())
+        return leaving
+
+    async def leave(self, conn_id: str) -> None:
         with contextlib.suppress(Exception):
-            await self.actor.leave.remote(self.link_id, conn_id)
-        if not self.connections:
-            await self._stop_tasks()
+            await self.detach(conn_id)
 
     async def _stop_tasks(self) -> None:
         current = asyncio.current_task()

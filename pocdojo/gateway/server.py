@@ -29,6 +29,7 @@ from pocdojo.api.context import Services, open_services
 from pocdojo.engine.limits import Limits
 from pocdojo.gateway.flows import Refused, admit, run_events, run_sync, token_and_subprotocol
 from pocdojo.gateway.hub import DojoHub
+from pocdojo.observability.process import observe_process
 from pocdojo.settings import Settings
 
 log = logging.getLogger("pocdojo.gateway")
@@ -121,6 +122,7 @@ async def run_gateway(
     settings: Settings, stop: asyncio.Event, *, started: asyncio.Event | None = None
 ) -> None:
     """Serve dojo websockets on ``dojo_gateway_host:dojo_gateway_port`` until ``stop``."""
+    observe_process("dojo-gateway")
     async with open_services(settings) as services:
         gateway = Gateway(services)
         async with serve(

@@ -8,6 +8,7 @@ import uuid
 
 import ray
 
+from pocdojo.observability.process import observe_process
 from pocdojo.reports.runner import run_export
 from pocdojo.settings import Settings
 from pocdojo.types import TenantId
@@ -17,7 +18,7 @@ log = logging.getLogger("pocdojo.reports")
 
 def _export_task(settings_data: dict[str, object], job_id: str, tenant_id: str, lease: str) -> str:
     settings = Settings.model_validate(settings_data)
-    logging.basicConfig(level=settings.log_level)
+    observe_process("reports-export")  # JSON logs, tracing and metrics of this process
     return asyncio.run(
         run_export(settings, uuid.UUID(job_id), TenantId(uuid.UUID(tenant_id)), uuid.UUID(lease))
     )

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import os
 import re
+import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ class UploadTicket:
 
 class BlobStore(Protocol):
     async def put(self, key: BlobKey, data: bytes, content_type: str) -> None: ...
+    async def put_file(self, key: BlobKey, path: Path, content_type: str) -> None: ...
     async def get(self, key: BlobKey) -> bytes: ...
     async def stat(self, key: BlobKey) -> BlobInfo | None: ...
     async def delete(self, key: BlobKey) -> None: ...
@@ -140,6 +142,18 @@ class FileBlobStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         tmp.write_bytes(data)
+        os.replace(tmp, path)
+        path.with_name(f".{path.name}.content-type").write_text(content_type)
+
+    async def put_file(self, key: BlobKey, path: Path, content_type: str) -> None:
+        """Store a local file by streaming it (constant memory, for large exports)."""
+        await asyncio.to_thread(self._copy_file, key, path, content_type)
+
+    def _copy_file(self, key: BlobKey, source: Path, content_type: str) -> None:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        shutil.copyfile(source, tmp)
         os.replace(tmp, path)
         path.with_name(f".{path.name}.content-type").write_text(content_type)
 
@@ -216,6 +230,16 @@ class S3BlobStore:
             Key=self._key(key),
             Body=data,
             ContentType=content_type,
+        )
+
+    async def put_file(self, key: BlobKey, path: Path, content_type: str) -> None:
+        """Multipart upload from a local file in parts (constant memory)."""
+        await asyncio.to_thread(
+            self._client.upload_file,
+            str(path),
+            self._bucket,
+            self._key(key),
+            ExtraArgs={"ContentType": content_type},
         )
 
     async def get(self, key: BlobKey) -> bytes:

@@ -10,6 +10,7 @@ from typing import Self, cast
 import asyncpg
 
 from pocdojo.errors import Unavailable
+from pocdojo.observability import db as observe
 from pocdojo.types import TenantId
 
 # Errors that mean "the database is not reachable right now", as opposed to a bad query.
@@ -71,9 +72,11 @@ class Database:
             max_inactive_connection_lifetime=60.0,
             server_settings=self._server_settings,
         )
+        observe.register_pool(self._pool)
 
     async def stop(self) -> None:
         if self._pool is not None:
+            observe.forget_pool(self._pool)
             await self._pool.close()
             self._pool = None
 
@@ -90,9 +93,9 @@ class Database:
         The setting ends with the transaction, so a pooled connection never carries a
         tenant into the next request. Row-level security reads it in every policy.
         """
-        async with self._translate_errors(), self.pool.acquire() as conn, conn.transaction():
+        async with self._translate_errors(), self._acquire() as conn, conn.transaction():
             await conn.execute("select set_config('app.tenant_id', $1, true)", str(tenant_id))
-            yield cast(asyncpg.Connection, conn)
+            yield conn
 
     @contextlib.asynccontextmanager
     async def global_tx(self) -> AsyncIterator[asyncpg.Connection]:
@@ -100,19 +103,31 @@ class Database:
 
         Row-level security hides every tenant row from it.
         """
-        async with self._translate_errors(), self.pool.acquire() as conn, conn.transaction():
-            yield cast(asyncpg.Connection, conn)
+        async with self._translate_errors(), self._acquire() as conn, conn.transaction():
+            yield conn
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection with no tenant and no transaction: for schemas without
         row-level security (the search projection, read by its own role)."""
-        async with self._translate_errors(), self.pool.acquire() as conn:
-            yield cast(asyncpg.Connection, conn)
+        async with self._translate_errors(), self._acquire() as conn:
+            yield conn
 
     async def ping(self) -> None:
-        async with self._translate_errors(), self.pool.acquire() as conn:
+        async with self._translate_errors(), self._acquire() as conn:
             await conn.fetchval("select 1")
+
+    @contextlib.asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        # Every connection goes through here: query spans and the pool gauges.
+        pool = self.pool
+        try:
+            async with pool.acquire() as conn:
+                observe.watch(conn)
+                observe.update_pool_gauges()
+                yield cast(asyncpg.Connection, conn)
+        finally:
+            observe.update_pool_gauges()
 
     @staticmethod
     @contextlib.asynccontextmanager

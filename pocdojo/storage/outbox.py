@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from pocdojo.observability.tracing import current_traceparent
 from pocdojo.types import TenantId
 
 
@@ -21,7 +22,11 @@ async def record_event(
     payload: dict[str, Any],
     traceparent: str | None = None,
 ) -> int:
-    """Append one event; it is published only if the surrounding transaction commits."""
+    """Append one event; it is published only if the surrounding transaction commits.
+
+    The row keeps the current span's ``traceparent`` (else the one given), so the relay and
+    the consumers continue the trace of the request that made the change."""
+    traceparent = current_traceparent() or traceparent
     event_id: int = await conn.fetchval(
         """insert into outbox (tenant_id, topic, event_type, aggregate_id, payload, traceparent)
            values ($1, $2, $3, $4, $5::jsonb, $6) returning id""",

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from opentelemetry.trace import SpanKind
 from redis.exceptions import ResponseError
+
+from pocdojo.observability.tracing import span_from
 
 log = logging.getLogger("pocdojo.consumer")
 
@@ -105,6 +108,20 @@ class StreamConsumer:
                 await self._handle(self._decode(entry_id), self._decode_fields(fields))
 
     async def _handle(self, entry_id: str, fields: dict[str, str]) -> None:
+        # Continue the trace of the change that produced the event (its traceparent field).
+        with span_from(
+            fields.get("traceparent"),
+            f"{self.group} process",
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.destination.name": self.stream,
+                "messaging.consumer.group.name": self.group,
+                "messaging.message.id": entry_id,
+            },
+        ):
+            await self._handle_in_span(entry_id, fields)
+
+    async def _handle_in_span(self, entry_id: str, fields: dict[str, str]) -> None:
         event = Event(entry_id, fields)
         attempt = 0
         while True:

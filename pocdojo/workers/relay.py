@@ -15,8 +15,10 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
+from opentelemetry.trace import SpanKind
 
 from pocdojo.errors import Unavailable
+from pocdojo.observability.tracing import current_traceparent, span_from
 from pocdojo.storage.db import Database
 
 log = logging.getLogger("pocdojo.relay")
@@ -57,6 +59,14 @@ class OutboxRelay:
                 return 0
             async with self._redis.pipeline(transaction=False) as pipe:
                 for row in rows:
+                    # A producer span in the trace of the change; the entry carries it on.
+                    with span_from(
+                        row["traceparent"],
+                        "outbox publish",
+                        kind=SpanKind.PRODUCER,
+                        attributes={"messaging.destination.name": self._stream},
+                    ):
+                        traceparent = current_traceparent() or row["traceparent"] or ""
                     fields: dict[Any, Any] = {
                         "event_id": str(row["id"]),
                         "tenant_id": str(row["tenant_id"]),
@@ -64,7 +74,7 @@ class OutboxRelay:
                         "type": row["event_type"],
                         "aggregate_id": str(row["aggregate_id"]),
                         "payload": row["payload"],
-                        "traceparent": row["traceparent"] or "",
+                        "traceparent": traceparent,
                         "created_at": row["created_at"].isoformat(),
                     }
                     pipe.xadd(self._stream, fields, maxlen=self._maxlen, approximate=True)

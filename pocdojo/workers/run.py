@@ -9,6 +9,7 @@ import socket
 import redis.asyncio as aioredis
 
 from pocdojo.api.search_app import open_search_index
+from pocdojo.observability.process import observe_process
 from pocdojo.settings import Settings
 from pocdojo.storage.db import Database
 from pocdojo.storage.pocs import row_to_poc
@@ -24,6 +25,7 @@ def _redis(settings: Settings) -> aioredis.Redis:
 
 
 async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
+    observe_process("outbox-relay")
     redis = _redis(settings)
     try:
         async with Database(settings.relay_database_url, max_size=2) as db:
@@ -43,6 +45,7 @@ def consumer_name() -> str:
 async def run_search_indexer(
     settings: Settings, stop: asyncio.Event, name: str | None = None
 ) -> None:
+    observe_process("search-indexer")
     redis = _redis(settings)
     try:
         async with open_search_index(settings) as index:

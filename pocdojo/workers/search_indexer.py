@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from datetime import datetime
 
+from pocdojo.metrics import SEARCH_INDEXER_LAG
 from pocdojo.storage.search import SearchDoc, SearchIndex
 from pocdojo.types import TenantId
 from pocdojo.workers.consumer import Event
@@ -25,3 +28,8 @@ class SearchIndexer:
             await self._index.upsert(tenant, SearchDoc.from_event(payload))
         elif event.type == "poc.deleted":
             await self._index.delete(tenant, uuid.UUID(payload["id"]), int(payload["version"]))
+        created = event.fields.get("created_at")
+        if created:
+            # Commit of the change -> searchable: what SearchIndexerLagging watches.
+            lag = time.time() - datetime.fromisoformat(created).timestamp()
+            SEARCH_INDEXER_LAG.set(max(0.0, lag))

@@ -70,6 +70,30 @@ PLAN: dict[str, Probe] = {
     "list_chat": Probe(path_ids={"id": "dojo_id"}),
     "post_chat": Probe(body={"body": "hello"}, path_ids={"id": "dojo_id"}),
     "history": Probe(path_ids={"id": "dojo_id"}),
+    "report_summary": Probe(
+        admin=frozenset({200}), member=frozenset({403}), collection=True, query={"scope": "tenant"}
+    ),
+    "create_export": Probe(
+        body={"format": "csv", "scope": "me"}, admin=frozenset({202}), member=frozenset({202})
+    ),
+    "get_export": Probe(path_ids={"id": "export_id"}),
+    "get_voice_call": Probe(path_ids={"id": "dojo_id"}),
+    "join_voice": Probe(body={"type": "offer", "sdp": "v=0"}, path_ids={"id": "dojo_id"}),
+    "leave_voice": Probe(path_ids={"id": "dojo_id"}),
+    "mute_voice": Probe(path_ids={"id": "dojo_id"}),
+    "unmute_voice": Probe(path_ids={"id": "dojo_id"}),
+    "create_video": Probe(
+        body={"year": 2026, "user_id": "VICTIM_USER"},
+        admin=frozenset({404}),
+        member=frozenset({403}),
+    ),
+    "get_video": Probe(path_ids={"id": "video_id"}),
+    "list_videos": Probe(
+        admin=frozenset({200}),
+        member=frozenset({200}),
+        collection=True,
+        query={"user_id": "VICTIM_USER"},
+    ),
     # Public operations, guarded by something other than the tenant (checked separately).
     "put_blob": Probe(admin=frozenset({403}), member=frozenset({403})),
     "get_blob": Probe(admin=frozenset({403}), member=frozenset({403})),
@@ -123,6 +147,12 @@ async def _victim(client: httpx.AsyncClient, victim: TenantFixture) -> dict[str,
         headers=victim.member.headers,
     )
     assert chat.status_code == 201
+    export = await client.post(
+        "/v1/reports/exports", json={"format": "csv"}, headers=victim.member.headers
+    )
+    assert export.status_code == 202
+    video = await client.post("/v1/videos", json={"year": 2026}, headers=victim.member.headers)
+    assert video.status_code == 202, video.text
     for _ in range(500):
         hits = await client.get(
             "/v1/search", params={"q": "victim secret"}, headers=victim.member.headers
@@ -135,6 +165,8 @@ async def _victim(client: httpx.AsyncClient, victim: TenantFixture) -> dict[str,
     return {
         "id": poc.json()["id"],
         "dojo_id": dojo.json()["id"],
+        "export_id": export.json()["id"],
+        "video_id": video.json()["id"],
         "etag": poc.headers["etag"],
         "media_id": media.json()["media"]["id"],
         "user_id": str(victim.member.user_id),
@@ -164,12 +196,14 @@ async def test_walk_every_route_as_another_tenant(
                 json.dumps(probe.body)
                 .replace("NEW_EMAIL", f"new-{uuid.uuid4().hex}@x.test")
                 .replace("VICTIM_POC", victim["id"])
+                .replace("VICTIM_USER", victim["user_id"])
             )
             if probe.body is not None
             else None
         )
+        query = {k: v.replace("VICTIM_USER", victim["user_id"]) for k, v in probe.query.items()}
         response = await client.request(
-            method, url, json=body, headers=headers, params=probe.query or None
+            method, url, json=body, headers=headers, params=query or None
         )
         allowed = probe.admin if role == "admin" else probe.member
         assert response.status_code in allowed, (method, path, role, response.text)
@@ -178,7 +212,14 @@ async def test_walk_every_route_as_another_tenant(
         if response.headers.get("content-type") == "application/problem+json":
             # "instance" echoes the caller's own request path; everything else must not leak.
             text = json.dumps({k: v for k, v in response.json().items() if k != "instance"})
-        for secret in (victim["id"], victim["media_id"], victim["dojo_id"], "victim's secret"):
+        for secret in (
+            victim["id"],
+            victim["media_id"],
+            victim["dojo_id"],
+            victim["export_id"],
+            victim["video_id"],
+            "victim's secret",
+        ):
             assert secret not in text, (method, path, "leaked", secret)
 
     # And nothing of the victim's changed.

@@ -10,7 +10,9 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from pocdojo.api import openapi
 from pocdojo.api.dojo_app import create_dojo_app
 from pocdojo.api.poc_app import create_poc_app
+from pocdojo.api.reports_app import create_reports_app
 from pocdojo.api.search_app import create_search_app
+from pocdojo.api.video_app import create_video_app
 from pocdojo.settings import Settings
 from tests.conftest import repo_root
 
@@ -26,6 +28,8 @@ def test_routes_and_document_match(settings: Settings) -> None:
         *create_poc_app(settings).routes,
         *create_search_app(settings).routes,
         *create_dojo_app(settings).routes,
+        *create_reports_app(settings).routes,
+        *create_video_app(settings).routes,
     ]
     for route in routes:
         if isinstance(route, WebSocketRoute):

@@ -29,6 +29,7 @@ async def test_create_list_get_end(client: httpx.AsyncClient, tenant: TenantFixt
     got = await client.get(f"/v1/dojos/{dojo['id']}", headers=tenant.other_member.headers)
     assert got.status_code == 200
     assert got.json()["participants_online"] == []
+    assert got.json()["ice_servers"] == []  # none configured: host candidates only
 
     listed = await client.get("/v1/dojos", params={"status": "live"}, headers=tenant.admin.headers)
     assert dojo["id"] in [d["id"] for d in listed.json()["items"]]

@@ -118,3 +118,91 @@ async def test_idle_session_stops_after_persisting_and_comes_back(
         await reader.close()
         with contextlib.suppress(ValueError):
             ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+
+
+class _StuckSocket:
+    """A socket whose client never speaks: its task can only end by cancellation."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    async def send_text(self, data: str) -> None:
+        pass
+
+    async def close(self, code: int, reason: str) -> None:
+        pass
+
+    async def receive(self) -> bytes | str | None:
+        await asyncio.Event().wait()
+        return None
+
+
+async def test_a_cancelled_socket_task_leaves_no_ghost_connection(
+    client: httpx.AsyncClient, settings: Settings, tenant: TenantFixture, ray_cluster: object
+) -> None:
+    """What Serve's proxy does to a websocket at its request timeout: cancel the task."""
+    from pocdojo.api.context import open_services
+    from pocdojo.gateway.flows import admit, run_sync
+    from pocdojo.gateway.hub import DojoHub
+
+    dojo = await new_dojo(client, tenant.member)
+    actor: Any = _precreate(settings, tenant.id, dojo["id"], idle_s=600.0)
+    try:
+        async with open_services(settings) as services:
+            hub = DojoHub(lambda _t, _d: actor)
+            principal, row = await admit(services, tenant.member.token, dojo["id"])
+            socket = _StuckSocket()
+            task = asyncio.create_task(run_sync(hub, services, socket, principal, row))
+            for _ in range(200):
+                if socket.sent:
+                    break
+                await asyncio.sleep(0.05)
+            assert socket.sent  # joined: the initial sync went out
+            assert (await actor.stats.remote())["connections"] == 1
+            # Cancelled, and cancelled again while it cleans up (a proxy that gives up twice).
+            task.cancel()
+            await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            for _ in range(100):
+                if (await actor.stats.remote())["connections"] == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert (await actor.stats.remote())["connections"] == 0
+            assert hub.links() == 0
+    finally:
+        ray.kill(actor, no_restart=True)
+
+
+class _DeadSocket(_StuckSocket):
+    """A socket that died without its reader being told: every send fails."""
+
+    async def send_bytes(self, data: bytes) -> None:
+        raise ConnectionResetError("peer gone")
+
+
+async def test_a_socket_that_dies_silently_is_dropped(
+    client: httpx.AsyncClient, settings: Settings, tenant: TenantFixture, ray_cluster: object
+) -> None:
+    from pocdojo.api.context import open_services
+    from pocdojo.gateway.flows import admit, run_sync
+    from pocdojo.gateway.hub import DojoHub
+
+    dojo = await new_dojo(client, tenant.member)
+    actor: Any = _precreate(settings, tenant.id, dojo["id"], idle_s=600.0)
+    try:
+        async with open_services(settings) as services:
+            hub = DojoHub(lambda _t, _d: actor)
+            principal, row = await admit(services, tenant.member.token, dojo["id"])
+            # The writer's first send fails; the connection must end on its own.
+            await asyncio.wait_for(
+                run_sync(hub, services, _DeadSocket(), principal, row), timeout=30
+            )
+            assert (await actor.stats.remote())["connections"] == 0
+            assert hub.links() == 0
+    finally:
+        ray.kill(actor, no_restart=True)
