@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +19,35 @@ from cluster.config import topology
 from cluster.kuberay.render import render
 from cluster.tests.support import CLUSTER
 
-#: KubeRay's CRD, read in place from the shared vendor folder (never copied into the repo).
-CRD = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "vendor"
-    / "kuberay-v1.7.0"
-    / "ray.io_rayservices.yaml"
-)
+CRD_FILE = Path("shared") / "vendor" / "kuberay-v1.7.0" / "ray.io_rayservices.yaml"
+
+
+def _find_crd() -> Path:
+    """KubeRay's CRD, read in place from the shared vendor folder beside the checkout (never
+    copied into the repo). A clone elsewhere (CI clones into a scratch directory) finds it
+    beside the repository it was cloned from; POCDOJO_KUBERAY_CRD names it explicitly."""
+    if explicit := os.environ.get("POCDOJO_KUBERAY_CRD"):
+        return Path(explicit)
+    repo = Path(__file__).resolve().parents[2]
+    candidates = [repo.parent / CRD_FILE]
+    origin = subprocess.run(
+        ["git", "-C", str(repo), "config", "--get", "remote.origin.url"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if origin and "://" not in origin:
+        candidates.append(Path(origin).expanduser().resolve().parent / CRD_FILE)
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(
+        f"KubeRay's CRD not found at {', '.join(map(str, candidates))}: "
+        "set POCDOJO_KUBERAY_CRD to ray.io_rayservices.yaml of KubeRay v1.7.0"
+    )
+
+
+CRD = _find_crd()
 
 
 def strict_schema(node: Any) -> Any:

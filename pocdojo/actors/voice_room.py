@@ -25,11 +25,14 @@ import psutil
 import ray
 import redis.asyncio as aioredis
 from aiortc import RTCIceServer
+from opentelemetry.trace import SpanKind
 
 from pocdojo.actors.dojo_session import NAMESPACE
 from pocdojo.errors import DomainError
 from pocdojo.media.voice.room import ParticipantState, Shape, VoiceEvent, VoiceRoom
 from pocdojo.metrics import VOICE_PACKET_LOSS_RATIO, VOICE_PARTICIPANTS
+from pocdojo.observability.process import observe_process
+from pocdojo.observability.tracing import span_from
 from pocdojo.settings import Settings
 
 log = logging.getLogger("pocdojo.voice")
@@ -79,6 +82,7 @@ class VoiceRoomActor:
         idle_exit_s: float = 2.0,
     ) -> None:
         settings = Settings.model_validate_json(settings_json)
+        observe_process("voice-room")  # JSON logs and tracing in this worker process
         self._tenant = uuid.UUID(tenant_id)
         self._dojo = uuid.UUID(dojo_id)
         self._idle_exit_s = idle_exit_s
@@ -137,7 +141,14 @@ class VoiceRoomActor:
 
     # -- what the API calls ---------------------------------------------------------------
 
-    async def join(self, user_id: str, offer_sdp: str) -> JoinResult:
+    async def join(
+        self, user_id: str, offer_sdp: str, traceparent: str | None = None
+    ) -> JoinResult:
+        """Answer ``offer_sdp``; ``traceparent``: the API request's span, continued here."""
+        with span_from(traceparent, "voice room join", kind=SpanKind.SERVER):
+            return await self._join(user_id, offer_sdp)
+
+    async def _join(self, user_id: str, offer_sdp: str) -> JoinResult:
         self._joining += 1
         try:
             answer = await self._room.join(user_id, offer_sdp)

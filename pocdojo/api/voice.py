@@ -33,6 +33,7 @@ from pocdojo.media.voice.room import (
     ParticipantState,
     validate_offer,
 )
+from pocdojo.observability.tracing import current_traceparent
 from pocdojo.settings import IceServer
 from pocdojo.storage import dojos
 from pocdojo.storage.dojos import Dojo
@@ -155,7 +156,10 @@ async def join_voice(request: Request) -> Response:
     for attempt in range(JOIN_ATTEMPTS):
         actor = voice_room.get_or_create(settings, principal.tenant_id, dojo.id)
         try:
-            result = await _ask(actor.join.remote(str(principal.user_id), body.sdp), JOIN_TIMEOUT_S)
+            result = await _ask(
+                actor.join.remote(str(principal.user_id), body.sdp, current_traceparent()),
+                JOIN_TIMEOUT_S,
+            )
             break
         except ray.exceptions.RayActorError as exc:
             log.info("voice %s: room gone while joining (attempt %d): %s", dojo.id, attempt, exc)
