@@ -94,21 +94,9 @@ class Outgoing:
             if self._on_broken is not None:
                 self._on_broken()
 
-    async def wait_written(self, timeout_s: float = 5.0) -> None:
-        """Until everything queued, the close included, has been written (or gave up)."""
-        if self._task is not None:
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
-
     def cancel(self) -> None:
         if self._task is not None:
             self._task.cancel()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
 
 
 class LinkBroken(Exception):
@@ -173,10 +161,6 @@ class DojoLink:
             self.hub._forget(self)
             asyncio.get_running_loop().create_task(self._stop_tasks())
         return leaving
-
-    async def leave(self, conn_id: str) -> None:
-        with contextlib.suppress(Exception):
-            await self.detach(conn_id)
 
     async def _stop_tasks(self) -> None:
         current = asyncio.current_task()

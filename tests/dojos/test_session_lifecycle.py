@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,8 +14,13 @@ import pytest
 import ray
 
 from pocdojo.actors.dojo_session import NAMESPACE, DojoSessionRemote, actor_name
+from pocdojo.api.context import Services, open_services
+from pocdojo.gateway.flows import admit, run_sync
+from pocdojo.gateway.hub import DojoHub
 from pocdojo.gateway.server import run_gateway
 from pocdojo.settings import Settings
+from pocdojo.storage.dojos import Dojo
+from pocdojo.types import Principal
 from tests.conftest import TenantFixture, free_port
 from tests.dojos.test_gateway_sync import eventually, new_dojo, sync_url
 from tests.dojos.ywsclient import YClient
@@ -85,11 +91,7 @@ async def test_a_gateway_that_stops_polling_loses_its_connections(
         assert isinstance(first[0], bytes)
         assert (await actor.stats.remote())["connections"] == 1
         # no poll ever comes: after the TTL the connection is dropped
-        for _ in range(100):
-            if (await actor.stats.remote())["connections"] == 0:
-                break
-            await asyncio.sleep(0.1)
-        assert (await actor.stats.remote())["connections"] == 0
+        assert await _wait_for_connections(actor, 0, within_s=10.0) == 0
         assert await actor.poll.remote("dead-gw:1", 0.1) is None
     finally:
         ray.kill(actor, no_restart=True)
@@ -120,6 +122,32 @@ async def test_idle_session_stops_after_persisting_and_comes_back(
             ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
 
 
+@contextlib.asynccontextmanager
+async def _direct_session(
+    client: httpx.AsyncClient, settings: Settings, tenant: TenantFixture
+) -> AsyncIterator[tuple[Any, DojoHub, Services, Principal, Dojo]]:
+    """A dojo's actor, a hub bound to it and an admitted member: what `run_sync` needs to
+    be driven with a fake socket, without a websocket server in between."""
+    dojo = await new_dojo(client, tenant.member)
+    actor: Any = _precreate(settings, tenant.id, dojo["id"], idle_s=600.0)
+    try:
+        async with open_services(settings) as services:
+            principal, row = await admit(services, tenant.member.token, dojo["id"])
+            yield actor, DojoHub(lambda _t, _d: actor), services, principal, row
+    finally:
+        ray.kill(actor, no_restart=True)
+
+
+async def _wait_for_connections(actor: Any, expected: int, within_s: float = 5.0) -> int:
+    """The actor's connection count once it is ``expected`` (or whatever it is at the end)."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        count: int = (await actor.stats.remote())["connections"]
+        if count == expected or asyncio.get_running_loop().time() > deadline:
+            return count
+        await asyncio.sleep(0.05)
+
+
 class _StuckSocket:
     """A socket whose client never speaks: its task can only end by cancellation."""
 
@@ -144,38 +172,23 @@ async def test_a_cancelled_socket_task_leaves_no_ghost_connection(
     client: httpx.AsyncClient, settings: Settings, tenant: TenantFixture, ray_cluster: object
 ) -> None:
     """What Serve's proxy does to a websocket at its request timeout: cancel the task."""
-    from pocdojo.api.context import open_services
-    from pocdojo.gateway.flows import admit, run_sync
-    from pocdojo.gateway.hub import DojoHub
-
-    dojo = await new_dojo(client, tenant.member)
-    actor: Any = _precreate(settings, tenant.id, dojo["id"], idle_s=600.0)
-    try:
-        async with open_services(settings) as services:
-            hub = DojoHub(lambda _t, _d: actor)
-            principal, row = await admit(services, tenant.member.token, dojo["id"])
-            socket = _StuckSocket()
-            task = asyncio.create_task(run_sync(hub, services, socket, principal, row))
-            for _ in range(200):
-                if socket.sent:
-                    break
-                await asyncio.sleep(0.05)
-            assert socket.sent  # joined: the initial sync went out
-            assert (await actor.stats.remote())["connections"] == 1
-            # Cancelled, and cancelled again while it cleans up (a proxy that gives up twice).
-            task.cancel()
-            await asyncio.sleep(0)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            for _ in range(100):
-                if (await actor.stats.remote())["connections"] == 0:
-                    break
-                await asyncio.sleep(0.05)
-            assert (await actor.stats.remote())["connections"] == 0
-            assert hub.links() == 0
-    finally:
-        ray.kill(actor, no_restart=True)
+    async with _direct_session(client, settings, tenant) as (actor, hub, services, who, row):
+        socket = _StuckSocket()
+        task = asyncio.create_task(run_sync(hub, services, socket, who, row))
+        for _ in range(200):
+            if socket.sent:
+                break
+            await asyncio.sleep(0.05)
+        assert socket.sent  # joined: the initial sync went out
+        assert (await actor.stats.remote())["connections"] == 1
+        # Cancelled, and cancelled again while it cleans up (a proxy that gives up twice).
+        task.cancel()
+        await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert await _wait_for_connections(actor, 0) == 0
+        assert hub.links() == 0
 
 
 class _DeadSocket(_StuckSocket):
@@ -188,21 +201,8 @@ class _DeadSocket(_StuckSocket):
 async def test_a_socket_that_dies_silently_is_dropped(
     client: httpx.AsyncClient, settings: Settings, tenant: TenantFixture, ray_cluster: object
 ) -> None:
-    from pocdojo.api.context import open_services
-    from pocdojo.gateway.flows import admit, run_sync
-    from pocdojo.gateway.hub import DojoHub
-
-    dojo = await new_dojo(client, tenant.member)
-    actor: Any = _precreate(settings, tenant.id, dojo["id"], idle_s=600.0)
-    try:
-        async with open_services(settings) as services:
-            hub = DojoHub(lambda _t, _d: actor)
-            principal, row = await admit(services, tenant.member.token, dojo["id"])
-            # The writer's first send fails; the connection must end on its own.
-            await asyncio.wait_for(
-                run_sync(hub, services, _DeadSocket(), principal, row), timeout=30
-            )
-            assert (await actor.stats.remote())["connections"] == 0
-            assert hub.links() == 0
-    finally:
-        ray.kill(actor, no_restart=True)
+    async with _direct_session(client, settings, tenant) as (actor, hub, services, who, row):
+        # The writer's first send fails; the connection must end on its own.
+        await asyncio.wait_for(run_sync(hub, services, _DeadSocket(), who, row), timeout=30)
+        assert (await actor.stats.remote())["connections"] == 0
+        assert hub.links() == 0
