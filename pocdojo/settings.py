@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     dojo_gateway_host: str = "127.0.0.1"
     dojo_gateway_port: int = 8001
     dojo_idle_s: float = 60.0
+    # Where a dojo's session runs: "gateway" = in the gateway process that owns the dojo
+    # (Redis lease; other processes pipe their sockets to it), "actor" = one Ray actor per
+    # dojo. `make bench-dojo` measures both.
+    dojo_session_host: Literal["gateway", "actor"] = "gateway"
+    dojo_owner_lease_s: float = 10.0
+    # The address other gateway processes reach this one's internal listener on (the pod
+    # IP in the cluster); the port is picked at start.
+    dojo_gateway_internal_host: str = "127.0.0.1"
     """A session actor stops this long after its last participant left (state stored first)."""
     ray_address: str = "127.0.0.1:6380"
     """GCS address of the local head (6379 is Redis's port)."""

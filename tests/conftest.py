@@ -4,6 +4,7 @@ platform's ASGI app under a real uvicorn server on loopback. Each test gets fres
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import hypothesis
@@ -282,18 +284,32 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def dojo_gateway(settings: Settings, ray_cluster: Settings, migrated: None) -> Iterator[str]:
-    """The dojo gateway's own websocket listener (what DojoGateway replicas run) in a thread
-    on a loopback port; yields its ``ws://`` base URL."""
+@dataclass
+class GatewayThread:
+    """A dojo gateway listener run on its own event loop in a thread."""
+
+    url: str
+    loop: asyncio.AbstractEventLoop
+    gateway: Any  # pocdojo.gateway.server.Gateway
+
+    def call(self, coro: Any) -> Any:
+        """Await ``coro`` on the gateway's loop (its sessions live there) from another."""
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+
+@contextlib.contextmanager
+def gateway_thread(settings: Settings) -> Iterator[GatewayThread]:
     from pocdojo.gateway.server import run_gateway
 
     gateway_settings = settings.model_copy(update={"dojo_gateway_port": free_port()})
     loop = asyncio.new_event_loop()
     stop, started = asyncio.Event(), asyncio.Event()
+    found: list[Any] = []
 
     def run() -> None:
-        loop.run_until_complete(run_gateway(gateway_settings, stop, started=started))
+        loop.run_until_complete(
+            run_gateway(gateway_settings, stop, started=started, expose=found.append)
+        )
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -302,9 +318,33 @@ def dojo_gateway(settings: Settings, ray_cluster: Settings, migrated: None) -> I
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("dojo gateway did not start")
         time.sleep(0.05)
-    yield f"ws://127.0.0.1:{gateway_settings.dojo_gateway_port}"
+    yield GatewayThread(f"ws://127.0.0.1:{gateway_settings.dojo_gateway_port}", loop, found[0])
     loop.call_soon_threadsafe(stop.set)
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def dojo_gateway_thread(
+    settings: Settings, ray_cluster: Settings, migrated: None
+) -> Iterator[GatewayThread]:
+    """The dojo gateway's own websocket listener (what DojoGateway replicas run), hosting
+    the sessions of the dojos it owns (the default ``dojo_session_host``)."""
+    with gateway_thread(settings.model_copy(update={"dojo_session_host": "gateway"})) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="session")
+def dojo_gateway(dojo_gateway_thread: GatewayThread) -> str:
+    """The ``ws://`` base URL of `dojo_gateway_thread`."""
+    return dojo_gateway_thread.url
+
+
+@pytest.fixture(scope="session")
+def actor_dojo_gateway(settings: Settings, ray_cluster: Settings, migrated: None) -> Iterator[str]:
+    """A gateway listener whose dojo sessions are Ray actors (``dojo_session_host =
+    "actor"``), one per dojo; yields its ``ws://`` base URL."""
+    with gateway_thread(settings.model_copy(update={"dojo_session_host": "actor"})) as gw:
+        yield gw.url
 
 
 @pytest.fixture(scope="session")

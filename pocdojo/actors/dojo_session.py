@@ -28,6 +28,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +50,7 @@ from pocdojo.observability.process import observe_process
 from pocdojo.observability.tracing import span_from
 from pocdojo.settings import Settings
 from pocdojo.storage import dojos
-from pocdojo.storage.blobs import BlobKey, open_blob_store
+from pocdojo.storage.blobs import BlobKey, FileBlobStore, S3BlobStore, open_blob_store
 from pocdojo.storage.db import Database
 from pocdojo.types import TenantId
 
@@ -97,6 +98,9 @@ class DojoSessionActor:
         snapshot_every_s: float = 300.0,
         idle_s: float | None = None,
         gateway_ttl_s: float = 60.0,
+        db: Database | None = None,
+        blobs: FileBlobStore | S3BlobStore | None = None,
+        on_stopped: Callable[[], object] | None = None,
     ) -> None:
         self._settings = Settings.model_validate_json(settings_json)
         self._tenant = TenantId(uuid.UUID(tenant_id))
@@ -115,25 +119,35 @@ class DojoSessionActor:
         self._closing = False
         self._session: DojoSession | None = None
         self._ready = asyncio.Event()
-        self._db = Database(self._settings.database_url, max_size=2)
-        self._blobs = open_blob_store(
+        # Hosted by a gateway process (``on_stopped`` given), the session shares that
+        # process's pool and blob store; as its own Ray actor it opens small ones.
+        self._own_db = db is None
+        self._db = db or Database(self._settings.database_url, max_size=2)
+        self._blobs = blobs or open_blob_store(
             self._settings.blob_url,
             signing_key=self._settings.blob_signing_key,
             public_base_url=self._settings.public_base_url,
             s3_endpoint_url=self._settings.s3_endpoint_url,
             s3_region=self._settings.s3_region,
         )
+        self._on_stopped = on_stopped
+        # Hosted, the host group-commits every session's updates in one transaction
+        # (`take_batch` / `batch_done`); this loop only keeps house, once a second.
+        self._hosted = on_stopped is not None
+        self._flushing = False
         self._tasks = [asyncio.get_running_loop().create_task(self._start())]
         self.flush_failures = 0
         self._pending_since: float | None = None
-        observe_process("dojo-session")
-        if _was_restarted():
-            DOJO_ACTOR_RESTARTS.inc()
+        if on_stopped is None:
+            observe_process("dojo-session")
+            if _was_restarted():
+                DOJO_ACTOR_RESTARTS.inc()
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def _start(self) -> None:
-        await self._db.start()
+        if self._own_db:
+            await self._db.start()
         while True:
             try:
                 initial = await self._load()
@@ -167,8 +181,9 @@ class DojoSessionActor:
 
     async def _flusher(self) -> None:
         while True:
-            await asyncio.sleep(self._flush_interval_s)
-            await self.flush()
+            await asyncio.sleep(1.0 if self._hosted else self._flush_interval_s)
+            if not self._hosted:
+                await self.flush()
             self._observe_backlog()
             if self._should_snapshot():
                 await self._snapshot()
@@ -185,30 +200,82 @@ class DojoSessionActor:
             if not await self.flush():
                 await asyncio.sleep(1.0)
         await self._snapshot()
-        await self._db.stop()
         DOJOS_LIVE.dec()
         log.info("dojo %s: idle for %.0fs, state persisted, stopping", self._dojo, self._idle_s)
+        if self._on_stopped is not None:
+            self._on_stopped()
+            return
+        await self._db.stop()
         _ray.kill(_ray.get_runtime_context().current_actor, no_restart=True)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    async def shutdown(self) -> None:
+        """The hosting process is stopping (or lost the dojo): refuse joins, store what is
+        pending (a bounded number of tries: the clients still hold it and resync it into
+        the next host) and stop the background tasks."""
+        self._closing = True
+        for _ in range(3):
+            if not self._pending or await self.flush():
+                break
+            await asyncio.sleep(0.2)
+        for task in self._tasks:
+            task.cancel()
+        if self._session is not None and self._ready.is_set():
+            DOJOS_LIVE.dec()
+        for gateway in self._gateways.values():
+            gateway.ready.set()
+        self._gateways.clear()
 
     async def flush(self) -> int:
         """Append what is pending as one batch; on failure keep it and retry later."""
-        if not self._pending:
+        batch = self.take_batch()
+        if batch is None:
             return 0
-        batch = list(self._pending)
         started = time.monotonic()
         try:
             async with self._db.tenant_tx(self._tenant) as conn:
-                self._last_seq = await dojos.append_updates(conn, self._tenant, self._dojo, batch)
+                last_seq = await dojos.append_updates(conn, self._tenant, self._dojo, batch)
         except Exception as exc:
-            self.flush_failures += 1
-            log.warning("dojo %s: %d updates not yet stored (%s)", self._dojo, len(batch), exc)
+            self.batch_done(batch, None, started, exc)
             return 0
+        self.batch_done(batch, last_seq, started)
+        return len(batch)
+
+    @property
+    def dojo_key(self) -> tuple[TenantId, uuid.UUID]:
+        return self._tenant, self._dojo
+
+    def take_batch(self) -> list[bytes] | None:
+        """The pending updates to append now, or None (nothing pending, or a flush of this
+        session is already in flight). Must be answered with `batch_done`."""
+        if self._flushing or not self._pending:
+            return None
+        self._flushing = True
+        return list(self._pending)
+
+    def batch_done(
+        self,
+        batch: list[bytes],
+        last_seq: int | None,
+        started: float,
+        error: Exception | None = None,
+    ) -> None:
+        """``batch`` is in the log up to ``last_seq``, or (None) was not stored: it stays
+        pending and goes again with the next flush."""
+        self._flushing = False
+        if last_seq is None:
+            self.flush_failures += 1
+            log.warning("dojo %s: %d updates not yet stored (%s)", self._dojo, len(batch), error)
+            return
+        self._last_seq = last_seq
         DOJO_UPDATE_LOG_FLUSH_DURATION.observe(time.monotonic() - started)
         del self._pending[: len(batch)]
         # What arrived during the flush is at most this old.
         self._pending_since = started if self._pending else None
         self._unsnapshotted_bytes += sum(len(u) for u in batch)
-        return len(batch)
 
     def _observe_backlog(self) -> None:
         DOJO_UPDATE_LOG_BACKLOG.set(len(self._pending))

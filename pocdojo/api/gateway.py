@@ -8,7 +8,7 @@ per-process `DojoHub`.
 
 from __future__ import annotations
 
-import uuid
+import asyncio
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -24,6 +24,7 @@ from pocdojo.gateway.flows import (
     token_and_subprotocol,
 )
 from pocdojo.gateway.hub import DojoHub
+from pocdojo.gateway.server import Gateway, start_internal_listener
 
 __all__ = ["events_channel", "events_socket", "publish_event", "sync_socket"]
 
@@ -55,18 +56,21 @@ class StarletteSocket:
         return data if data is not None else b""
 
 
-def hub_of(ws: WebSocket, services: Services) -> DojoHub:
-    """The process's hub, made on first use (one per app, shared by its sockets)."""
+async def hub_of(ws: WebSocket, services: Services) -> DojoHub:
+    """The process's hub, made on first use (one per app, shared by its sockets). Hosting
+    sessions, the process also opens the internal listener other gateways pipe to."""
     hub: DojoHub | None = getattr(ws.app.state, "dojo_hub", None)
     if hub is None:
-        from pocdojo.actors.dojo_session import get_or_create
-
-        def actor_for(tenant_id: str, dojo_id: str) -> Any:
-            return get_or_create(services.settings, uuid.UUID(tenant_id), uuid.UUID(dojo_id))
-
-        hub = DojoHub(actor_for)
-        ws.app.state.dojo_hub = hub
+        async with _hub_lock:
+            hub = getattr(ws.app.state, "dojo_hub", None)
+            if hub is None:
+                gateway = Gateway(services)
+                ws.app.state.dojo_internal_listener = await start_internal_listener(gateway)
+                hub = ws.app.state.dojo_hub = gateway.hub
     return hub
+
+
+_hub_lock = asyncio.Lock()
 
 
 async def _accept(ws: WebSocket) -> tuple[Services, StarletteSocket, Any] | None:
@@ -88,7 +92,11 @@ async def sync_socket(ws: WebSocket) -> None:
     accepted = await _accept(ws)
     if accepted is not None:
         services, socket, (principal, dojo) = accepted
-        await run_sync(hub_of(ws, services), services, socket, principal, dojo)
+        token, _ = token_and_subprotocol(
+            ws.query_params.get("token"), ws.headers.get("sec-websocket-protocol", "")
+        )
+        hub = await hub_of(ws, services)
+        await run_sync(hub, services, socket, principal, dojo, token=token)
 
 
 async def events_socket(ws: WebSocket) -> None:

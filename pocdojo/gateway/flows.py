@@ -15,10 +15,12 @@ import contextlib
 import json
 import logging
 import uuid
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
+from urllib.parse import quote
 
 import redis.asyncio as aioredis
 from opentelemetry.trace import SpanKind
+from websockets.exceptions import WebSocketException
 
 from pocdojo.api.context import Services
 from pocdojo.errors import DomainError, NotFound
@@ -27,6 +29,9 @@ from pocdojo.metrics import DOJO_CLIENTS_CONNECTED
 from pocdojo.observability import tracing
 from pocdojo.storage import dojos
 from pocdojo.types import Principal
+
+if TYPE_CHECKING:
+    from pocdojo.gateway.host import SessionHost
 
 log = logging.getLogger("pocdojo.gateway")
 POLICY_VIOLATION, UNSUPPORTED_DATA, TRY_AGAIN_LATER, SERVICE_RESTART = 1008, 1003, 1013, 1012
@@ -132,20 +137,106 @@ async def _presence(
 
 
 async def run_sync(
-    hub: DojoHub, services: Services, socket: Socket, principal: Principal, dojo: dojos.Dojo
+    hub: DojoHub,
+    services: Services,
+    socket: Socket,
+    principal: Principal,
+    dojo: dojos.Dojo,
+    *,
+    token: str | None = None,
+    internal: bool = False,
 ) -> None:
-    """The Yjs protocol between ``socket`` and the dojo's session, until either side ends."""
+    """The Yjs protocol between ``socket`` and the dojo's session, until either side ends.
+
+    With sessions hosted by gateways, a socket for a dojo another process owns is piped to
+    that owner (``token`` goes along: the owner admits it again); ``internal`` sockets are
+    such pipes, and are never piped on (the dojo moved: the client reconnects)."""
     # One span per connection; the actor's join runs under it (traceparent in the call).
     with tracing.tracer().start_as_current_span(
         "dojo sync connection",
         kind=SpanKind.SERVER,
         attributes={"pocdojo.dojo_id": str(dojo.id), "pocdojo.tenant_id": str(dojo.tenant_id)},
     ):
+        if hub.host is not None and not await _hosted_here(hub.host, socket, dojo, token, internal):
+            return
         DOJO_CLIENTS_CONNECTED.labels("sync").inc()
         try:
             await _run_sync(hub, services, socket, principal, dojo)
         finally:
             DOJO_CLIENTS_CONNECTED.labels("sync").dec()
+
+
+async def _hosted_here(
+    host: SessionHost, socket: Socket, dojo: dojos.Dojo, token: str | None, internal: bool
+) -> bool:
+    """True if this process owns the dojo (claimed now if nobody did); otherwise the socket
+    was served by piping it to the owner, or closed, and False."""
+    tenant_id, dojo_id = str(dojo.tenant_id), str(dojo.id)
+    for _ in range(2):
+        owner = await host.owner(tenant_id, dojo_id)
+        if owner is None:
+            return True
+        if internal or token is None:
+            await socket.close(SERVICE_RESTART, "dojo moved to another gateway, reconnect")
+            return False
+        if await pipe(socket, f"{owner}/v1/dojos/{dojo_id}/sync", token):
+            return False
+        log.warning("dojo %s: owner %s unreachable, taking the dojo over", dojo_id, owner)
+        await host.evict_owner(tenant_id, dojo_id, owner)
+    await socket.close(TRY_AGAIN_LATER, "session unavailable, retry")
+    return False
+
+
+async def pipe(socket: Socket, url: str, token: str) -> bool:
+    """Relay frames between ``socket`` and the websocket at ``url`` until either side
+    closes (the other is closed with the same code and reason). False if ``url`` could
+    not be reached (nothing was sent or received)."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        upstream = await connect(
+            f"{url}?token={quote(token)}",
+            compression=None,
+            max_size=None,
+            open_timeout=3,
+            ping_interval=None,
+        )
+    except (OSError, TimeoutError, WebSocketException) as exc:
+        log.info("pipe to %s failed: %s", url, exc)
+        return False
+
+    async def down() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for message in upstream:
+                if isinstance(message, bytes):
+                    await socket.send_bytes(message)
+                else:
+                    await socket.send_text(message)
+
+    async def up() -> None:
+        while (data := await socket.receive()) is not None:
+            await upstream.send(data)
+
+    tasks = [asyncio.create_task(down()), asyncio.create_task(up())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        code = upstream.close_code
+        if code is not None:  # the owner ended it: the same close to the client
+            reason = upstream.close_reason or ""
+            if code in (1005, 1006, 1015):  # not sendable: the owner went away
+                code, reason = SERVICE_RESTART, "gateway lost the session, reconnect"
+            with contextlib.suppress(Exception):
+                await socket.close(code, reason)
+        with contextlib.suppress(Exception):
+            await upstream.close()
+    return True
 
 
 async def _run_sync(

@@ -20,10 +20,13 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pocdojo.engine.outcome import Close
 from pocdojo.observability.tracing import current_traceparent
+
+if TYPE_CHECKING:
+    from pocdojo.gateway.host import SessionHost
 
 log = logging.getLogger("pocdojo.gateway")
 
@@ -225,8 +228,11 @@ class DojoLink:
 class DojoHub:
     """All of one gateway process's links, by (tenant, dojo)."""
 
-    def __init__(self, actor_for: Callable[[str, str], Any]) -> None:
+    def __init__(
+        self, actor_for: Callable[[str, str], Any], host: SessionHost | None = None
+    ) -> None:
         self._actor_for = actor_for
+        self.host = host  # sessions hosted here (dojo_session_host = "gateway"), else None
         self._links: dict[tuple[str, str], DojoLink] = {}
         self._process = uuid.uuid4().hex[:12]
         self._seq = itertools.count(1)

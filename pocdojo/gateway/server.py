@@ -14,12 +14,12 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -28,6 +28,7 @@ from websockets.typing import Subprotocol
 from pocdojo.api.context import Services, open_services
 from pocdojo.engine.limits import Limits
 from pocdojo.gateway.flows import Refused, admit, run_events, run_sync, token_and_subprotocol
+from pocdojo.gateway.host import SessionHost
 from pocdojo.gateway.hub import DojoHub
 from pocdojo.observability.process import observe_process
 from pocdojo.settings import Settings
@@ -83,22 +84,35 @@ def _select_subprotocol(
     return Subprotocol(chosen) if chosen else None
 
 
+def make_hub(services: Services) -> DojoHub:
+    """The process's hub: over sessions it hosts itself (``dojo_session_host =
+    "gateway"``) or over one Ray actor per dojo (``"actor"``)."""
+    settings = services.settings
+    if settings.dojo_session_host == "gateway":
+        host = SessionHost(settings, services.db, services.blobs, services.redis)
+        return DojoHub(host.session, host)
+
+    from pocdojo.actors.dojo_session import get_or_create
+
+    def actor_for(tenant_id: str, dojo_id: str) -> Any:
+        return get_or_create(settings, uuid.UUID(tenant_id), uuid.UUID(dojo_id))
+
+    return DojoHub(actor_for)
+
+
 class Gateway:
     """The listener and what it shares: services (database, Redis, token verifier) and the
     process's `DojoHub`."""
 
-    def __init__(self, services: Services) -> None:
-        from pocdojo.actors.dojo_session import get_or_create
-
-        settings = services.settings
-
-        def actor_for(tenant_id: str, dojo_id: str) -> Any:
-            return get_or_create(settings, uuid.UUID(tenant_id), uuid.UUID(dojo_id))
-
+    def __init__(self, services: Services, hub: DojoHub | None = None) -> None:
         self.services = services
-        self.hub = DojoHub(actor_for)
+        self.hub = hub or make_hub(services)
 
-    async def handle(self, connection: ServerConnection) -> None:
+    async def handle_internal(self, connection: ServerConnection) -> None:
+        """A socket another gateway process piped here because this one owns the dojo."""
+        await self.handle(connection, internal=True)
+
+    async def handle(self, connection: ServerConnection, *, internal: bool = False) -> None:
         dojo_id, kind, token = _route(connection)
         if token is None:
             headers: Headers = connection.request.headers if connection.request else Headers()
@@ -111,37 +125,100 @@ class Gateway:
             return
         try:
             if kind == "sync":
-                await run_sync(self.hub, self.services, socket, principal, dojo)
+                await run_sync(
+                    self.hub, self.services, socket, principal, dojo, token=token, internal=internal
+                )
             else:
                 await run_events(self.services, socket, principal, dojo)
         except ConnectionClosed:
             pass
 
 
+def _listener(handler: Any, host: str, port: int, *, reuse_port: bool) -> Any:
+    return serve(
+        handler,
+        host,
+        port,
+        reuse_port=reuse_port,
+        compression=None,
+        max_size=Limits().max_message_bytes + FRAME_SLACK,
+        process_request=_process_request,
+        select_subprotocol=_select_subprotocol,
+        ping_interval=20,
+        ping_timeout=20,
+    )
+
+
+async def start_internal_listener(gateway: Gateway) -> Server | None:
+    """The listener other processes pipe sockets to (the dojos this one owns), on an
+    ephemeral port of ``dojo_gateway_internal_host``; None when sessions are actors."""
+    host = gateway.hub.host
+    if host is None:
+        return None
+    address = gateway.services.settings.dojo_gateway_internal_host
+    server: Server = await _listener(gateway.handle_internal, address, 0, reuse_port=False)
+    port = next(iter(server.sockets)).getsockname()[1]
+    host.address = f"ws://{address}:{port}"
+    return server
+
+
 async def run_gateway(
-    settings: Settings, stop: asyncio.Event, *, started: asyncio.Event | None = None
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    started: asyncio.Event | None = None,
+    expose: Callable[[Gateway], object] | None = None,
 ) -> None:
     """Serve dojo websockets on ``dojo_gateway_host:dojo_gateway_port`` until ``stop``."""
     observe_process("dojo-gateway")
     async with open_services(settings) as services:
         gateway = Gateway(services)
-        async with serve(
-            gateway.handle,
-            settings.dojo_gateway_host,
-            settings.dojo_gateway_port,
-            reuse_port=True,
-            compression=None,
-            max_size=Limits().max_message_bytes + FRAME_SLACK,
-            process_request=_process_request,
-            select_subprotocol=_select_subprotocol,
-            ping_interval=20,
-            ping_timeout=20,
-        ):
-            log.info(
-                "dojo gateway listening on %s:%d",
+        if expose is not None:  # tests reach the hosted sessions through it
+            expose(gateway)
+        internal = await start_internal_listener(gateway)
+        try:
+            async with _listener(
+                gateway.handle,
                 settings.dojo_gateway_host,
                 settings.dojo_gateway_port,
-            )
-            if started is not None:
-                started.set()
-            await stop.wait()
+                reuse_port=True,
+            ):
+                log.info(
+                    "dojo gateway listening on %s:%d (sessions: %s)",
+                    settings.dojo_gateway_host,
+                    settings.dojo_gateway_port,
+                    settings.dojo_session_host,
+                )
+                if started is not None:
+                    started.set()
+                await stop.wait()
+        finally:
+            if gateway.hub.host is not None:
+                await gateway.hub.host.close()
+            if internal is not None:
+                internal.close()
+                await internal.wait_closed()
+
+
+def main() -> None:
+    """``python -m pocdojo.gateway.server``: one gateway process outside Serve (settings from
+    the environment), until SIGTERM or SIGINT."""
+    import signal
+
+    from pocdojo.observability.logs import configure_logging
+    from pocdojo.settings import get_settings
+
+    configure_logging("dojo-gateway")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_gateway(get_settings(), stop)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

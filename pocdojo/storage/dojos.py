@@ -142,6 +142,27 @@ async def append_updates(
     return seq
 
 
+async def append_updates_many(
+    conn: asyncpg.Connection, tenant_id: TenantId, batches: list[tuple[uuid.UUID, list[bytes]]]
+) -> dict[uuid.UUID, int]:
+    """Append several dojos' batches of one tenant in one statement (a host's group
+    commit); the highest sequence number written per dojo."""
+    dojo_ids = [dojo_id for dojo_id, payloads in batches for _ in payloads]
+    payloads = [p for _, ps in batches for p in ps]
+    rows = await conn.fetch(
+        """with written as (
+               insert into dojo_updates (tenant_id, dojo_id, payload)
+               select $1, d, p from unnest($2::uuid[], $3::bytea[]) with ordinality as u(d, p, n)
+               order by n
+               returning dojo_id, seq)
+           select dojo_id, max(seq) as seq from written group by dojo_id""",
+        tenant_id,
+        dojo_ids,
+        payloads,
+    )
+    return {row["dojo_id"]: row["seq"] for row in rows}
+
+
 async def updates_since(
     conn: asyncpg.Connection, dojo_id: uuid.UUID, after_seq: int, until: dt.datetime | None = None
 ) -> list[asyncpg.Record]:

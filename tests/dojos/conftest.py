@@ -8,7 +8,14 @@ import pytest
 
 @pytest.fixture
 def ws_base(dojo_gateway: str) -> str:
+    """The gateway listener hosting the sessions of the dojos it owns (the default)."""
     return dojo_gateway
+
+
+@pytest.fixture
+def actor_ws_base(actor_dojo_gateway: str) -> str:
+    """A gateway listener over one Ray actor per dojo (``dojo_session_host = "actor"``)."""
+    return actor_dojo_gateway
 
 
 @pytest.fixture(params=["gateway", "serve-route"])

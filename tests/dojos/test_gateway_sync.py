@@ -99,8 +99,13 @@ async def test_bad_input_closes_only_that_connection(
         await bad.send_raw(b"\x00\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")
         assert await bad.closed() in (1002, 1003)
         good.edit("a.py", 0, "# still fine\n")
-        actor = ray.get_actor(actor_name(tenant.id, dojo["id"]))
-        await eventually(lambda: ray.get(actor.files.remote()) == {"a.py": "# still fine\nx = 1\n"})
+        await eventually(lambda: good.read() == {"a.py": "# still fine\nx = 1\n"})
+        # The session is intact: a newcomer gets the document from it.
+        reader = await YClient(sync_url(ws_base, dojo["id"], tenant.member.token)).connect()
+        try:
+            await eventually(lambda: reader.read() == {"a.py": "# still fine\nx = 1\n"})
+        finally:
+            await reader.close()
     finally:
         await good.close()
         await bad.close()
@@ -108,12 +113,12 @@ async def test_bad_input_closes_only_that_connection(
 
 async def test_killed_actor_comes_back_with_every_edit(
     client: httpx.AsyncClient,
-    ws_base: str,
+    actor_ws_base: str,
     tenant: TenantFixture,
     ray_cluster: object,
 ) -> None:
     dojo = await new_dojo(client, tenant.member)
-    url = sync_url(ws_base, dojo["id"], tenant.member.token)
+    url = sync_url(actor_ws_base, dojo["id"], tenant.member.token)
     clients = [await YClient(url).connect() for _ in range(4)]
     expected: dict[str, str] = {}
     try:

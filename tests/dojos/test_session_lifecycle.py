@@ -48,12 +48,16 @@ def _alive(name: str) -> bool:
 
 async def test_participants_on_two_gateway_replicas_edit_together(
     client: httpx.AsyncClient,
-    ws_base: str,
+    actor_ws_base: str,
     settings: Settings,
     tenant: TenantFixture,
     ray_cluster: object,
 ) -> None:
-    second = settings.model_copy(update={"dojo_gateway_port": free_port()})
+    """Sessions as Ray actors: both replicas talk to the dojo's one actor."""
+    ws_base = actor_ws_base
+    second = settings.model_copy(
+        update={"dojo_gateway_port": free_port(), "dojo_session_host": "actor"}
+    )
     stop, started = asyncio.Event(), asyncio.Event()
     replica = asyncio.create_task(run_gateway(second, stop, started=started))
     await asyncio.wait_for(started.wait(), 20)
@@ -99,11 +103,12 @@ async def test_a_gateway_that_stops_polling_loses_its_connections(
 
 async def test_idle_session_stops_after_persisting_and_comes_back(
     client: httpx.AsyncClient,
-    ws_base: str,
+    actor_ws_base: str,
     settings: Settings,
     tenant: TenantFixture,
     ray_cluster: object,
 ) -> None:
+    ws_base = actor_ws_base
     dojo = await new_dojo(client, tenant.member)
     name = actor_name(tenant.id, uuid.UUID(dojo["id"]))
     _precreate(settings, tenant.id, dojo["id"], idle_s=1.0)

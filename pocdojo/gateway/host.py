@@ -1,0 +1,240 @@
+"""Dojo sessions hosted by the gateway process that owns the dojo.
+
+Each live dojo has exactly one owner at a time: a gateway process (a DojoGateway replica,
+or a Serve replica answering the Starlette routes) that won the dojo's lease in Redis
+(``pocdojo:dojo-owner:<tenant>:<dojo>`` = the owner's internal websocket address). The
+owner runs the dojo's session (`DojoSessionActor`, the same class a per-dojo Ray actor
+runs) on its own event loop; its sockets talk to it by plain function calls. A socket that
+lands on another process is piped, frame by frame, to the owner's internal listener, where
+the owner authenticates it again and serves it like its own. No Ray call on the edit path:
+measured in `make bench-dojo` against one Ray actor per dojo (``dojo_session_host =
+"actor"``, still available).
+
+The lease is renewed while the session lives and released when it stops. An owner that
+dies stops renewing; the next connection finds its address dead, clears the lease (only if
+it still names the dead owner) and takes the dojo over, rebuilding it from snapshot + log;
+clients resync what the log missed through sync step 1/2. Two owners at once (a partition)
+cannot lose edits: both append to the same log and Yjs updates merge; the one that finds
+its lease gone closes its sockets with 1012 and the clients reconnect to the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, cast
+
+from redis import asyncio as aioredis
+
+from pocdojo.actors.dojo_session import DojoSessionActor
+from pocdojo.settings import Settings
+from pocdojo.storage import dojos
+from pocdojo.storage.blobs import FileBlobStore, S3BlobStore
+from pocdojo.storage.db import Database
+from pocdojo.types import TenantId
+
+log = logging.getLogger("pocdojo.gateway")
+
+LEASE_PREFIX = "pocdojo:dojo-owner:"
+# Renew only while the value is still ours; release likewise (never someone else's lease).
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"  # noqa: E501
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"  # noqa: E501
+
+Key = tuple[str, str]
+
+
+def lease_key(tenant_id: str, dojo_id: str) -> str:
+    return f"{LEASE_PREFIX}{tenant_id}:{dojo_id}"
+
+
+class _Call:
+    """``session.method.remote(...)`` for an in-process session: the hub's links use the
+    same calls for a local session as for a Ray actor handle."""
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn: Callable[..., Coroutine[Any, Any, Any]]) -> None:
+        self._fn = fn
+
+    def remote(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        return asyncio.ensure_future(self._fn(*args, **kwargs))
+
+
+class LocalSession:
+    """A handle on a session hosted by this process, shaped like its Ray actor handle."""
+
+    def __init__(self, session: DojoSessionActor) -> None:
+        self.session = session
+        self.join = _Call(session.join)
+        self.receive = _Call(session.receive)
+        self.poll = _Call(session.poll)
+        self.leave = _Call(session.leave)
+        self.files = _Call(session.files)
+        self.stats = _Call(session.stats)
+        self.participants = _Call(session.participants)
+
+
+class SessionHost:
+    """The sessions this process owns, and the leases that say so."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        blobs: FileBlobStore | S3BlobStore,
+        redis: aioredis.Redis,
+        *,
+        lease_s: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.address = ""  # ws://host:port of this process's internal listener, once bound
+        self._db = db
+        self._blobs = blobs
+        self._redis = redis
+        self._lease_ms = int(1000 * (lease_s or settings.dojo_owner_lease_s))
+        self._sessions: dict[Key, LocalSession] = {}
+        self._renewer: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._flush_interval_s = 0.05
+        self.flushes = 0
+
+    def hosted(self) -> int:
+        return len(self._sessions)
+
+    def session(self, tenant_id: str, dojo_id: str) -> LocalSession:
+        """This process's session of the dojo, started on first use. A session that is
+        stopping is returned as is: its joins answer None and the hub retries until it is
+        gone and a fresh one (loaded after the old one stored everything) takes over."""
+        key = (tenant_id, dojo_id)
+        found = self._sessions.get(key)
+        if found is None:
+            holder: list[LocalSession] = []
+
+            def stopped() -> None:
+                if holder and self._sessions.get(key) is holder[0]:
+                    del self._sessions[key]
+                    asyncio.get_running_loop().create_task(self._release(key))
+
+            found = LocalSession(
+                DojoSessionActor(
+                    self.settings.model_dump_json(),
+                    tenant_id,
+                    dojo_id,
+                    db=self._db,
+                    blobs=self._blobs,
+                    on_stopped=stopped,
+                )
+            )
+            holder.append(found)
+            self._sessions[key] = found
+            loop = asyncio.get_running_loop()
+            if self._renewer is None or self._renewer.done():
+                self._renewer = loop.create_task(self._renew_loop())
+            if self._flusher is None or self._flusher.done():
+                self._flusher = loop.create_task(self._flush_loop())
+        return found
+
+    async def _flush_loop(self) -> None:
+        """Group commit across the dojos hosted here: every ``flush_interval`` what all
+        sessions have pending goes to the log in one transaction (one statement per
+        tenant). A failure leaves each batch pending in its session for the next round."""
+        while self._sessions:
+            await asyncio.sleep(self._flush_interval_s)
+            await self.flush()
+
+    async def flush(self) -> int:
+        taken: list[tuple[DojoSessionActor, list[bytes]]] = []
+        for local in list(self._sessions.values()):
+            batch = local.session.take_batch()
+            if batch is not None:
+                taken.append((local.session, batch))
+        if not taken:
+            return 0
+        by_tenant: dict[TenantId, list[tuple[uuid.UUID, list[bytes]]]] = {}
+        for session, batch in taken:
+            tenant_id, dojo_id = session.dojo_key
+            by_tenant.setdefault(tenant_id, []).append((dojo_id, batch))
+        started = time.monotonic()
+        written: dict[uuid.UUID, int] = {}
+        try:
+            async with self._db.global_tx() as conn:
+                for tenant_id, batches in by_tenant.items():
+                    # Row-level security reads the tenant per statement: set it for each.
+                    await conn.execute(
+                        "select set_config('app.tenant_id', $1, true)", str(tenant_id)
+                    )
+                    written.update(await dojos.append_updates_many(conn, tenant_id, batches))
+        except Exception as exc:
+            for session, batch in taken:
+                session.batch_done(batch, None, started, exc)
+            return 0
+        self.flushes += 1
+        for session, batch in taken:
+            session.batch_done(batch, written[session.dojo_key[1]], started)
+        return sum(len(batch) for _, batch in taken)
+
+    async def owner(self, tenant_id: str, dojo_id: str) -> str | None:
+        """None if this process owns the dojo (claiming it if nobody does), else the
+        owner's internal address."""
+        key = lease_key(tenant_id, dojo_id)
+        for _ in range(3):
+            if await self._redis.set(key, self.address, nx=True, px=self._lease_ms):
+                return None
+            value = await self._redis.get(key)
+            if value is None:
+                continue  # released meanwhile: claim again
+            current = value.decode() if isinstance(value, bytes) else str(value)
+            if current == self.address:
+                return None
+            return current
+        return None  # the key keeps vanishing: nobody holds it, host here
+
+    async def evict_owner(self, tenant_id: str, dojo_id: str, dead: str) -> None:
+        """``dead`` did not answer: clear its lease (only if it is still its) so the next
+        claim can take the dojo over."""
+        await cast(Any, self._redis).eval(_RELEASE, 1, lease_key(tenant_id, dojo_id), dead)
+
+    async def _release(self, key: Key) -> None:
+        with contextlib.suppress(Exception):
+            await cast(Any, self._redis).eval(_RELEASE, 1, lease_key(*key), self.address)
+
+    async def _renew_loop(self) -> None:
+        period = self._lease_ms / 3000
+        while self._sessions:
+            await asyncio.sleep(period)
+            for key, local in list(self._sessions.items()):
+                try:
+                    kept = await cast(Any, self._redis).eval(
+                        _RENEW, 1, lease_key(*key), self.address, self._lease_ms
+                    )
+                except Exception as exc:  # Redis away: keep hosting, try again next round
+                    log.warning("dojo %s: lease renewal failed: %s", key[1], exc)
+                    continue
+                if not kept and await self._reclaim(key):
+                    continue
+                if not kept:
+                    log.warning("dojo %s: another process owns it now; handing over", key[1])
+                    await self._drop(key, local)
+
+    async def _reclaim(self, key: Key) -> bool:
+        """Our lease expired (Redis restarted, a long pause) but nobody took it: keep it."""
+        claimed = await self._redis.set(lease_key(*key), self.address, nx=True, px=self._lease_ms)
+        return bool(claimed)
+
+    async def _drop(self, key: Key, local: LocalSession) -> None:
+        if self._sessions.get(key) is local:
+            del self._sessions[key]
+        await local.session.shutdown()  # its links break: the sockets close with 1012
+
+    async def close(self) -> None:
+        """Process stopping: store what is pending, release every lease."""
+        for task in (self._renewer, self._flusher):
+            if task is not None:
+                task.cancel()
+        for key, local in list(self._sessions.items()):
+            await self._drop(key, local)
+            await self._release(key)
