@@ -135,7 +135,7 @@ async def test_dojo_join_is_one_trace_and_dojo_metrics_are_scrapeable(
     tenant: TenantFixture,
     settings: Settings,
     ray_cluster: Settings,
-    dojo_gateway: str,
+    actor_dojo_gateway: str,
     spans: InMemorySpanExporter,
     otlp_collector: Collector,
     metrics_dir: Path,
@@ -166,7 +166,8 @@ async def test_dojo_join_is_one_trace_and_dojo_metrics_are_scrapeable(
         },
     ).remote(settings.model_dump_json(), str(tenant.id), dojo_id)
 
-    url = f"{dojo_gateway}/v1/dojos/{dojo_id}/sync?token={tenant.member.token}"
+    # Sessions as Ray actors: the join crosses a process (hosted sessions join in-process).
+    url = f"{actor_dojo_gateway}/v1/dojos/{dojo_id}/sync?token={tenant.member.token}"
     peer = await YClient(url).connect()
     try:
         first_seq = ray.get(actor.stats.remote())["last_seq"]
@@ -232,3 +233,32 @@ async def test_dojo_join_is_one_trace_and_dojo_metrics_are_scrapeable(
     from_cli = await eventually(lambda: scrape_or_none(node_cli))
     assert total(from_cli, "pocdojo_dojos_live") == 1
     assert total(from_cli, "pocdojo_dojo_actor_restarts_total") >= 1
+
+
+async def test_hosted_dojo_join_is_one_trace(
+    client: httpx.AsyncClient,
+    tenant: TenantFixture,
+    dojo_gateway: str,
+    spans: InMemorySpanExporter,
+) -> None:
+    """Sessions hosted by the gateway: connection, join and the session's join span are
+    one trace, each the parent of the next."""
+    created = await client.post(
+        "/v1/dojos", json={"title": "hosted", "language": "python"}, headers=tenant.member.headers
+    )
+    assert created.status_code == 201, created.text
+    url = f"{dojo_gateway}/v1/dojos/{created.json()['id']}/sync?token={tenant.member.token}"
+    peer = await YClient(url).connect()
+    await peer.close()
+
+    def named(name: str) -> list[Any]:
+        return [s for s in spans.get_finished_spans() if s.name == name]
+
+    (session_join,) = await eventually(lambda: named("dojo session join"))
+    (join,) = await eventually(lambda: named("dojo join"))
+    (connection,) = await eventually(lambda: named("dojo sync connection"))
+    assert session_join.context.trace_id == join.context.trace_id == connection.context.trace_id
+    assert session_join.parent is not None
+    assert session_join.parent.span_id == join.context.span_id
+    assert join.parent is not None
+    assert join.parent.span_id == connection.context.span_id
