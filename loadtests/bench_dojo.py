@@ -1147,6 +1147,7 @@ def run_project(
             time.sleep(2.0)  # the clients are gone: let the gateway tell the actors
             retired = retire_session_actors(session_actor_names(ids))
     sr.notes.append(
+        f"sessions hosted by: {get_settings().dojo_session_host}; "
         f"{found.get('actors', 0)} DojoSession actors found for {args.dojos} dojos; "
         + (
             f"dojo-api replicas {dojo_api_replicas()}; ingress HAProxy -> Serve"
@@ -1169,6 +1170,12 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)
     started = time.monotonic()
     case = f"s{args.dojos}_p{args.participants}_k{args.cps:g}"
+    # Where the platform runs dojo sessions (its Ray head got the settings as environment
+    # at `pocdojo up`): POCDOJO_DOJO_SESSION_HOST=actor ... --restart-platform measures the
+    # one-Ray-actor-per-dojo form.
+    hosting = get_settings().dojo_session_host
+    if hosting != "gateway":
+        case += f"_sessions_{hosting}"
     if args.ws_header:
         case += "_with_headers"
         log(f"WARNING: project clients send {args.ws_header}: not what a browser can do")
