@@ -88,12 +88,15 @@ async def test_a_token_of_another_tenant_is_refused_before_any_pipe(
     ).connect()
     try:
         with gateway_thread(settings) as other:
-            url = sync_url(other.url, dojo["id"], other_tenant.member.token)
-            async with websockets.connect(url) as ws:
-                with pytest.raises(websockets.ConnectionClosed) as closed:
-                    await asyncio.wait_for(ws.recv(), 10)  # no document byte, only the close
-                assert closed.value.rcvd is not None
-                assert closed.value.rcvd.code == 1008
+            internal = dojo_gateway_thread.gateway.hub.host.address
+            # Through a non-owner gateway, and straight at the owner's internal listener.
+            for base in (other.url, internal):
+                url = sync_url(base, dojo["id"], other_tenant.member.token)
+                async with websockets.connect(url) as ws:
+                    with pytest.raises(websockets.ConnectionClosed) as closed:
+                        await asyncio.wait_for(ws.recv(), 10)  # no document byte, the close
+                    assert closed.value.rcvd is not None
+                    assert closed.value.rcvd.code == 1008
     finally:
         await owner_client.close()
 
