@@ -78,8 +78,14 @@ class _Gateway:
     queue: list[Broadcast] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     last_poll: float = field(default_factory=time.monotonic)
+    # In-process gateways (hosted sessions) take broadcasts as they happen, no polling;
+    # ``None`` tells them the session is gone.
+    sink: Callable[[Broadcast | None], None] | None = None
 
     def put(self, item: Broadcast) -> None:
+        if self.sink is not None:
+            self.sink(item)
+            return
         self.queue.append(item)
         self.ready.set()
 
@@ -225,9 +231,12 @@ class DojoSessionActor:
             task.cancel()
         if self._session is not None and self._ready.is_set():
             DOJOS_LIVE.dec()
-        for gateway in self._gateways.values():
-            gateway.ready.set()
+        gateways = list(self._gateways.values())
         self._gateways.clear()
+        for gateway in gateways:
+            gateway.ready.set()
+            if gateway.sink is not None:
+                gateway.sink(None)
 
     async def flush(self) -> int:
         """Append what is pending as one batch; on failure keep it and retry later."""
@@ -323,6 +332,8 @@ class DojoSessionActor:
         """A gateway that stopped polling died with its sockets: forget its connections."""
         now = time.monotonic()
         for gateway_id, gateway in list(self._gateways.items()):
+            if gateway.sink is not None:
+                continue  # in this process: it leaves explicitly
             if now - gateway.last_poll > self._gateway_ttl_s and not gateway.ready.is_set():
                 log.warning("dojo %s: gateway %s went silent", self._dojo, gateway_id)
                 for conn_id in list(gateway.connections):
@@ -379,10 +390,26 @@ class DojoSessionActor:
         self._empty_since = None
         return self._session.connect(conn_id, can_write=can_write, now=time.monotonic())
 
+    def attach(self, gateway_id: str, sink: Callable[[Broadcast | None], None]) -> None:
+        """An in-process gateway takes its broadcasts through ``sink`` from now on (what
+        was queued for it first)."""
+        gateway = self._gateways.get(gateway_id)
+        if gateway is None:
+            sink(None)
+            return
+        queued, gateway.queue = gateway.queue, []
+        gateway.sink = sink
+        for item in queued:
+            sink(item)
+
     async def receive(self, gateway_id: str, batch: list[tuple[str, bytes]]) -> list[Result]:
         """Handle a gateway's messages in order; results only for senders that get replies
         or must be closed (1012 for a connection this actor does not know: it restarted)."""
         await self._ready.wait()
+        return self.receive_now(gateway_id, batch)
+
+    def receive_now(self, gateway_id: str, batch: list[tuple[str, bytes]]) -> list[Result]:
+        """`receive` for an in-process gateway of a session that is ready."""
         assert self._session is not None
         gateway = self._gateways.get(gateway_id)
         results: list[Result] = []
@@ -430,6 +457,9 @@ class DojoSessionActor:
         return items
 
     async def leave(self, gateway_id: str, conn_id: str) -> None:
+        self.leave_now(gateway_id, conn_id)
+
+    def leave_now(self, gateway_id: str, conn_id: str) -> None:
         if self._session is not None:
             self._forget(gateway_id, conn_id)
 

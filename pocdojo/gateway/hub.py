@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from pocdojo.engine.outcome import Close
+from pocdojo.gateway.host import LocalSession
 from pocdojo.observability.tracing import current_traceparent
 
 if TYPE_CHECKING:
@@ -225,6 +226,64 @@ class DojoLink:
             self._break(f"poll failed: {exc!r}")
 
 
+class LocalLink(DojoLink):
+    """A link to a session this process hosts: messages are handled as they are read and
+    broadcasts fanned out as they happen, by plain calls (no batching task, no poll)."""
+
+    def __init__(self, hub: DojoHub, key: tuple[str, str], local: LocalSession, link_id: str):
+        super().__init__(hub, key, local, link_id)
+        self.session = local.session
+
+    async def join(self, conn_id: str, user_id: str, can_write: bool, out: Outgoing) -> bool:
+        self.connections[conn_id] = out
+        try:
+            initial = await self.session.join(
+                self.link_id, conn_id, user_id, can_write, traceparent=current_traceparent()
+            )
+        except BaseException:
+            self.connections.pop(conn_id, None)
+            raise
+        if initial is None:
+            self.connections.pop(conn_id, None)
+            return False
+        out.start(initial)
+        self.session.attach(self.link_id, self._deliver)
+        return True
+
+    def _deliver(self, item: tuple[str | None, bytes] | None) -> None:
+        if item is None:
+            if self.connections:
+                self._break("the session stopped")
+            return
+        sender, message = item
+        for conn_id, out in self.connections.items():
+            if conn_id != sender:
+                out.put(message)
+
+    def submit(self, conn_id: str, data: bytes) -> None:
+        if self.broken:
+            raise LinkBroken()
+        for sender, replies, close in self.session.receive_now(self.link_id, [(conn_id, data)]):
+            out = self.connections.get(sender)
+            if out is None:
+                continue
+            for reply in replies:
+                out.put(reply)
+            if close is not None:
+                out.close(close.code, close.reason)
+
+    def detach(self, conn_id: str) -> Awaitable[None]:
+        out = self.connections.pop(conn_id, None)
+        if out is not None and not out.closed:
+            out.cancel()
+        self.session.leave_now(self.link_id, conn_id)
+        if not self.connections:
+            self.hub._forget(self)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
 class DojoHub:
     """All of one gateway process's links, by (tenant, dojo)."""
 
@@ -259,7 +318,9 @@ class DojoHub:
         for attempt in range(JOIN_ATTEMPTS):
             link = self._links.get(key)
             if link is None or link.broken:
-                link = DojoLink(self, key, self._actor_for(tenant_id, dojo_id), self._next_id())
+                actor = self._actor_for(tenant_id, dojo_id)
+                kind = LocalLink if isinstance(actor, LocalSession) else DojoLink
+                link = kind(self, key, actor, self._next_id())
                 self._links[key] = link
             try:
                 if await link.join(conn_id, user_id, can_write, out):
