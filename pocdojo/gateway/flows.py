@@ -25,7 +25,7 @@ from websockets.exceptions import WebSocketException
 from pocdojo.api.context import Services
 from pocdojo.errors import DomainError, NotFound
 from pocdojo.gateway.hub import DojoHub, LinkBroken, Outgoing
-from pocdojo.metrics import DOJO_CLIENTS_CONNECTED
+from pocdojo.metrics import DOJO_ACTOR_RESTARTS, DOJO_CLIENTS_CONNECTED
 from pocdojo.observability import tracing
 from pocdojo.storage import dojos
 from pocdojo.types import Principal
@@ -183,6 +183,7 @@ async def _hosted_here(
             return False
         log.warning("dojo %s: owner %s unreachable, taking the dojo over", dojo_id, owner)
         await host.evict_owner(tenant_id, dojo_id, owner)
+        DOJO_ACTOR_RESTARTS.inc()  # the session is rebuilt here from snapshot + log
     await socket.close(TRY_AGAIN_LATER, "session unavailable, retry")
     return False
 
