@@ -417,7 +417,9 @@ async def load(args: argparse.Namespace, sizes: list[int], tenants: list[TenantI
     owner = await asyncpg.connect(OWNER_URL, timeout=10)
     try:
         await owner.execute(f"delete from {SCHEMA}.meta where key = 'load'")
-        await owner.execute(f"truncate search.pocs, search.terms, {SCHEMA}.pocs", timeout=300)
+        await owner.execute(
+            f"truncate search.pocs, search.terms, search.name_words, {SCHEMA}.pocs", timeout=300
+        )
         async with Database(SEARCH_URL, max_size=1, command_timeout=60) as db:
             index = PostgresSearch(db)
             docs = generate_docs(sizes, tenants, args.seed)
@@ -453,7 +455,7 @@ async def load(args: argparse.Namespace, sizes: list[int], tenants: list[TenantI
             t0 = time.perf_counter()
             await owner.execute(f"vacuum analyze {table}", timeout=900)
             if side == "project":
-                await owner.execute("vacuum analyze search.terms", timeout=900)
+                await owner.execute("vacuum analyze search.terms, search.name_words", timeout=900)
                 stats.project_vacuum_s = time.perf_counter() - t0
             else:
                 stats.baseline_vacuum_s = time.perf_counter() - t0

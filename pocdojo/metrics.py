@@ -100,7 +100,8 @@ OUTBOX_BACKLOG = Gauge(
     "pocdojo_outbox_backlog_events",
     "Committed outbox rows not yet relayed to the Redis event stream.",
 )
-"""Outbox rows waiting for the relay."""
+"""Outbox rows waiting for the relay, counted from the table by every relay (every 2 s):
+all relays report the same number, so aggregate with ``max``."""
 
 SEARCH_INDEXER_LAG = Gauge(
     "pocdojo_search_indexer_lag_seconds",
@@ -112,7 +113,8 @@ SEARCH_INDEXER_PENDING = Gauge(
     "pocdojo_search_indexer_pending_events",
     "Events delivered to the search indexer's consumer group and not yet acknowledged.",
 )
-"""Pending entries of the ``search-indexer`` consumer group."""
+"""Pending entries of the ``search-indexer`` consumer group (``XPENDING``), measured by every
+indexer process (every 2 s): the same number everywhere, so aggregate with ``max``."""
 
 SEARCH_QUERY_DURATION = Histogram(
     "pocdojo_search_query_duration_seconds",
@@ -129,7 +131,9 @@ RENDER_QUEUE_DEPTH = Gauge(
     "Jobs queued and not yet started, by kind (video, export).",
     ["kind"],
 )
-"""Queued jobs per kind (``video`` renders, ``export`` files)."""
+"""Queued jobs per kind (``video`` renders, ``export`` files) over every tenant, from the jobs
+tables at each video runner scan and export sweep (`pocdojo.observability.jobs`): every
+replica reports the same truth, so aggregate with ``max``."""
 
 RENDER_QUEUE_OLDEST_AGE = Gauge(
     "pocdojo_render_queue_oldest_age_seconds",
@@ -143,7 +147,9 @@ RENDER_JOBS = Counter(
     "Finished render and export jobs by kind and outcome (succeeded, failed, retried).",
     ["kind", "outcome"],
 )
-"""Jobs that finished an attempt, by ``kind`` and ``outcome``."""
+"""Jobs that finished an attempt, by ``kind`` and ``outcome`` (``succeeded``; ``retried``: the
+job runs again; ``failed``: for good). Video attempts are counted by the runner, export
+attempts by the export task's process."""
 
 RENDER_JOB_DURATION = Histogram(
     "pocdojo_render_job_duration_seconds",

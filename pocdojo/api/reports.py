@@ -16,10 +16,11 @@ from pocdojo.api.problems import parse_model, read_json
 from pocdojo.api.spec import ApiSpec, Param
 from pocdojo.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from pocdojo.reports import jobs
+from pocdojo.reports.cache import SummaryCache
 from pocdojo.reports.jobs import ExportFormat, ExportJob, JobStatus
 from pocdojo.reports.period import Period
 from pocdojo.reports.runner import ExportLauncher
-from pocdojo.reports.summary import Scope, load_summary
+from pocdojo.reports.summary import Scope
 from pocdojo.storage.blobs import BlobKey
 from pocdojo.types import Principal
 
@@ -134,9 +135,17 @@ async def report_summary(request: Request) -> Response:
     query = request.query_params
     scope = _scope(query.get("scope"), principal, "query.scope")
     period = Period.parse(query.get("from"), query.get("to"))
-    async with services(request).db.tenant_tx(principal.tenant_id) as conn:
-        summary = await load_summary(conn, principal.tenant_id, scope, principal.user_id, period)
-    return json_response(summary.to_json(), headers={"Cache-Control": "private, max-age=5"})
+    svc = services(request)
+    cache = SummaryCache(svc.redis)
+    entry = await cache.lookup(principal.tenant_id, scope, principal.user_id, period)
+    async with svc.db.tenant_tx(principal.tenant_id) as conn:
+        summary, hit = await cache.summary(
+            conn, principal.tenant_id, scope, principal.user_id, period, entry
+        )
+    return json_response(
+        summary.to_json(),
+        headers={"Cache-Control": "private, max-age=5", "X-Report-Cache": "hit" if hit else "miss"},
+    )
 
 
 async def _job_json(request: Request, job: ExportJob) -> dict[str, object]:

@@ -8,8 +8,18 @@ from typing import Any, Protocol
 
 import httpx
 import jwt
+from opentelemetry.trace import SpanKind
 
 from pocdojo.errors import Unavailable
+from pocdojo.observability.tracing import current_traceparent, tracer
+
+
+async def _inject_traceparent(request: httpx.Request) -> None:
+    """httpx request hook: the W3C ``traceparent`` of the current span on every request, so
+    the issuer's own traces (if it keeps any) join the request that needed its keys."""
+    traceparent = current_traceparent()
+    if traceparent:
+        request.headers["traceparent"] = traceparent
 
 
 class KeySource(Protocol):
@@ -81,11 +91,15 @@ class HttpJwks:
             if not force and time.monotonic() - self._fetched_at <= self._min_refresh_interval_s:
                 return
             try:
-                async with httpx.AsyncClient(timeout=self._timeout_s) as client:
-                    url = self._jwks_url or await self._discover(client)
-                    response = await client.get(url)
-                    response.raise_for_status()
-                    document = response.json()
+                with tracer().start_as_current_span("jwks fetch", kind=SpanKind.CLIENT):
+                    async with httpx.AsyncClient(
+                        timeout=self._timeout_s,
+                        event_hooks={"request": [_inject_traceparent]},
+                    ) as client:
+                        url = self._jwks_url or await self._discover(client)
+                        response = await client.get(url)
+                        response.raise_for_status()
+                        document = response.json()
             except (httpx.HTTPError, ValueError, TypeError, KeyError) as exc:
                 if not self._keys:
                     raise Unavailable("the identity provider's keys cannot be fetched") from exc

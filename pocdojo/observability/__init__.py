@@ -6,6 +6,8 @@
   ``traceparent`` helpers for Ray calls and Redis stream messages.
 - `db`: a span per database query (statement only) and the pool gauges.
 - `export`: how metrics of many processes on one node become one scrape (multiprocess mode).
+- `jobs`: render and export jobs as metrics (queue depth and age, attempt outcomes, durations).
+- `process`: logs and tracing for processes that are not apps (workers, actors, Ray tasks).
 """
 
 from __future__ import annotations

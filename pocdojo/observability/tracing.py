@@ -120,6 +120,13 @@ def record_to(exporter: SpanExporter, *, batch: bool = False) -> TracerProvider:
     return provider
 
 
+def flush_spans(timeout_s: float = 5.0) -> None:
+    """Export the spans batched so far (a Ray task's worker may be killed or exit right after
+    the task). Nothing to do, and next to no cost, when nothing is exported."""
+    if _provider is not None:
+        _provider.force_flush(int(timeout_s * 1000))
+
+
 def recording() -> bool:
     """Whether spans are being recorded at all (so callers can skip building attributes)."""
     return (

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from pocdojo.errors import NotFound
+from pocdojo.observability.tracing import current_traceparent
 from pocdojo.reports.period import Period
 from pocdojo.reports.summary import Scope
 from pocdojo.types import TenantId, UserId
@@ -49,6 +50,8 @@ class ExportJob:
     error: str | None
     created_at: dt.datetime
     finished_at: dt.datetime | None
+    traceparent: str | None = None
+    """W3C trace context of the request that created the job: its attempts continue it."""
 
     def to_json(
         self, download_url: str | None, url_expires_at: dt.datetime | None
@@ -73,7 +76,8 @@ class ExportJob:
 
 _COLUMNS = (
     "id, tenant_id, requested_by, scope, format, period_from, period_to, status, progress, "
-    "attempts, lease, blob_key, size_bytes, row_count, error, created_at, finished_at"
+    "attempts, lease, blob_key, size_bytes, row_count, error, created_at, finished_at, "
+    "traceparent"
 )
 
 
@@ -95,6 +99,7 @@ def _job(r: asyncpg.Record) -> ExportJob:
         error=r["error"],
         created_at=r["created_at"],
         finished_at=r["finished_at"],
+        traceparent=r["traceparent"],
     )
 
 
@@ -106,16 +111,19 @@ async def insert_job(
     fmt: ExportFormat,
     period: Period,
 ) -> ExportJob:
+    """A queued job; it keeps the current trace context, so its attempts (Ray tasks, maybe
+    re-launched much later by a sweeper) continue the trace of this request."""
     row = await conn.fetchrow(
         f"""insert into report_exports (tenant_id, requested_by, scope, format, period_from,
-                                        period_to)
-            values ($1, $2, $3, $4, $5, $6) returning {_COLUMNS}""",
+                                        period_to, traceparent)
+            values ($1, $2, $3, $4, $5, $6, $7) returning {_COLUMNS}""",
         tenant_id,
         user_id,
         str(scope),
         str(fmt),
         period.first,
         period.last,
+        current_traceparent(),
     )
     assert row is not None
     return _job(row)

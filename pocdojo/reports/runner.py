@@ -20,14 +20,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
+from opentelemetry.trace import SpanKind
+
 from pocdojo.errors import Unavailable
+from pocdojo.observability.jobs import Attempt, JobKind, Outcome, refresh_queue
+from pocdojo.observability.tracing import span_from
 from pocdojo.reports import jobs, rows
 from pocdojo.reports.jobs import ExportFormat, ExportJob
 from pocdojo.reports.pdf import write_pdf
 from pocdojo.reports.summary import Scope, load_summary
 from pocdojo.reports.writers import CONTENT_TYPES, CsvWriter, RowWriter, XlsxWriter
 from pocdojo.settings import Settings
-from pocdojo.storage.blobs import BlobKey, open_blob_store
+from pocdojo.storage.blobs import BlobKey, FileBlobStore, S3BlobStore, open_blob_store
 from pocdojo.storage.db import Database
 from pocdojo.types import TenantId
 
@@ -72,7 +76,10 @@ async def _beat(db: Database, job: ExportJob, lease: uuid.UUID, progress: int) -
 async def run_export(
     settings: Settings, job_id: uuid.UUID, tenant_id: TenantId, lease: uuid.UUID
 ) -> str:
-    """Run one attempt of an export job; returns the job's status afterwards."""
+    """Run one attempt of an export job; returns the job's status afterwards.
+
+    The attempt runs under a span continuing the trace of the request that created the job
+    and is counted in ``pocdojo_render_jobs_total{kind="export"}`` by outcome."""
     blobs = open_blob_store(
         settings.blob_url,
         signing_key=settings.blob_signing_key,
@@ -85,29 +92,56 @@ async def run_export(
             job = await jobs.claim(conn, job_id, lease, worker_name())
         if job is None:
             return "not-claimed"
-        try:
-            with tempfile.TemporaryDirectory(prefix="pocdojo-export-") as tmp:
-                path = Path(tmp) / f"export.{job.format}"
-                row_count = await _produce(db, job, lease, path)
-                await _beat(db, job, lease, 96)
-                key = export_key(job)
-                await blobs.put_file(key, path, CONTENT_TYPES[str(job.format)])
-                size = path.stat().st_size
-            async with db.tenant_tx(tenant_id) as conn:
-                done = await jobs.finish(
-                    conn, job.id, lease, blob_key=key.value, size_bytes=size, row_count=row_count
-                )
-            return "done" if done else "lease-lost"
-        except LeaseLost:
-            return "lease-lost"
-        except (Unavailable, OSError):
-            # Transient: the heartbeat goes stale and the sweeper runs the job again.
-            raise
-        except Exception as exc:
-            log.exception("export %s failed", job.id)
-            async with db.tenant_tx(tenant_id) as conn:
-                await jobs.fail(conn, job.id, lease, f"export failed: {type(exc).__name__}")
-            return "failed"
+        attempt = Attempt(JobKind.EXPORT)
+        with span_from(
+            job.traceparent,
+            "export run",
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "pocdojo.job_id": str(job.id),
+                "pocdojo.attempt": job.attempts,
+                "pocdojo.export.format": str(job.format),
+            },
+        ):
+            status = await _attempt(db, blobs, job, lease, attempt)
+        attempt.done(_OUTCOMES[status])
+        return status
+
+
+_OUTCOMES = {"done": Outcome.SUCCEEDED, "failed": Outcome.FAILED, "lease-lost": Outcome.RETRIED}
+
+
+async def _attempt(
+    db: Database,
+    blobs: FileBlobStore | S3BlobStore,
+    job: ExportJob,
+    lease: uuid.UUID,
+    attempt: Attempt,
+) -> str:
+    try:
+        with tempfile.TemporaryDirectory(prefix="pocdojo-export-") as tmp:
+            path = Path(tmp) / f"export.{job.format}"
+            row_count = await _produce(db, job, lease, path)
+            await _beat(db, job, lease, 96)
+            key = export_key(job)
+            await blobs.put_file(key, path, CONTENT_TYPES[str(job.format)])
+            size = path.stat().st_size
+        async with db.tenant_tx(job.tenant_id) as conn:
+            done = await jobs.finish(
+                conn, job.id, lease, blob_key=key.value, size_bytes=size, row_count=row_count
+            )
+        return "done" if done else "lease-lost"
+    except LeaseLost:
+        return "lease-lost"
+    except (Unavailable, OSError):
+        # Transient: the heartbeat goes stale and the sweeper runs the job again.
+        attempt.done(Outcome.RETRIED)
+        raise
+    except Exception as exc:
+        log.exception("export %s failed", job.id)
+        async with db.tenant_tx(job.tenant_id) as conn:
+            await jobs.fail(conn, job.id, lease, f"export failed: {type(exc).__name__}")
+        return "failed"
 
 
 async def _produce(db: Database, job: ExportJob, lease: uuid.UUID, path: Path) -> int:
@@ -152,6 +186,8 @@ class ExportSweeper:
     async def sweep_once(self) -> int:
         async with self._db.global_tx() as conn:
             claimed = await jobs.claim_stale(conn, self._stale_after_s)
+        # Every sweep: the export queue gauges follow the jobs table.
+        await refresh_queue(self._db, JobKind.EXPORT)
         for job_id, tenant_id, lease in claimed:
             log.info("re-launching stale export %s", job_id)
             self._launcher.launch(job_id, tenant_id, lease)

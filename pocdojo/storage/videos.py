@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from pocdojo.errors import NotFound
+from pocdojo.observability.tracing import current_traceparent
 from pocdojo.storage.pagination import Cursor
 from pocdojo.types import TenantId, UserId
 from pocdojo.video.plan import FilmFormat, FilmInputs, FilmPlan, ImageRef, PocInput
@@ -57,6 +58,8 @@ class VideoJob:
     created_at: dt.datetime
     updated_at: dt.datetime
     finished_at: dt.datetime | None
+    traceparent: str | None = None
+    """W3C trace context of the request that created (or re-queued) the job."""
 
     @property
     def segments_done(self) -> int:
@@ -88,6 +91,7 @@ def _job(row: asyncpg.Record) -> VideoJob:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
+        traceparent=row["traceparent"],
     )
 
 
@@ -158,13 +162,15 @@ async def insert_or_get(
     """The job for this content: a new one (True), or the existing one (False).
 
     Concurrent calls for the same content meet at the unique constraint: one inserts,
-    the others wait for it and read its row. A failed job is queued again.
+    the others wait for it and read its row. A failed job is queued again. A new or
+    re-queued job keeps the current trace context, so its render continues this trace.
     """
+    traceparent = current_traceparent()
     segments = [SegmentState(False, 0, s.frames).to_json() for s in plan.segments]
     row = await conn.fetchrow(
         """insert into video_jobs (tenant_id, user_id, requested_by, year, format,
-                                   content_hash, plan, segments, notes)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                   content_hash, plan, segments, notes, traceparent)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
            on conflict (tenant_id, user_id, year, format, content_hash) do nothing
            returning *""",
         uuid.UUID(plan.tenant_id),
@@ -176,6 +182,7 @@ async def insert_or_get(
         plan.model_dump_json(),
         json.dumps(segments),
         json.dumps(list(plan.notes)),
+        traceparent,
     )
     if row is not None:
         return _job(row), True
@@ -184,13 +191,15 @@ async def insert_or_get(
               status = case when status = 'failed' then 'queued' else status end,
               attempts = case when status = 'failed' then 0 else attempts end,
               error = case when status = 'failed' then null else error end,
-              updated_at = case when status = 'failed' then now() else updated_at end
+              updated_at = case when status = 'failed' then now() else updated_at end,
+              traceparent = case when status = 'failed' then $5 else traceparent end
            where user_id = $1 and year = $2 and format = $3 and content_hash = $4
            returning *""",
         uuid.UUID(plan.user_id),
         plan.year,
         plan.format,
         plan.content_hash,
+        traceparent,
     )
     if row is None:
         raise RuntimeError("the conflicting video job is gone")
@@ -321,19 +330,24 @@ async def finish(
 
 async def fail_attempt(
     conn: asyncpg.Connection, job_id: uuid.UUID, owner: str, error: str, max_attempts: int
-) -> None:
-    """Count a failed attempt: queued again for another runner, or failed for good."""
-    await conn.execute(
+) -> str | None:
+    """Count a failed attempt: queued again for another runner, or failed for good.
+
+    The job's status afterwards (``queued`` or ``failed``); None if this runner no longer
+    held the lease (nothing was recorded)."""
+    status: str | None = await conn.fetchval(
         """update video_jobs set attempts = attempts + 1, error = $3,
                   status = case when attempts + 1 >= $4 then 'failed' else 'queued' end,
                   finished_at = case when attempts + 1 >= $4 then now() end,
                   lease_owner = null, lease_until = null, updated_at = now()
-           where id = $1 and lease_owner = $2""",
+           where id = $1 and lease_owner = $2
+           returning status""",
         job_id,
         owner,
         error[:2000],
         max_attempts,
     )
+    return status
 
 
 async def release(conn: asyncpg.Connection, job_id: uuid.UUID, owner: str) -> None:

@@ -4,6 +4,9 @@ The Ray executor keeps at most ``workers`` segments in flight. Ray itself retrie
 whose worker died (``max_retries``); a segment that runs longer than ``timeout_s`` is
 cancelled (its worker is killed) and submitted again, so one stuck segment cannot stall
 the render; a segment that failed ``max_attempts`` times fails the render attempt.
+
+Every Ray task gets the caller's W3C ``traceparent`` and runs under a span continuing it
+(`_in_span`), so a segment render is part of the trace of the request that queued the film.
 """
 
 from __future__ import annotations
@@ -15,8 +18,12 @@ import multiprocessing
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from opentelemetry.trace import SpanKind
+
+from pocdojo.observability.process import TASK_SERVICE, observe_process
+from pocdojo.observability.tracing import current_traceparent, flush_spans, span_from
 from pocdojo.video.plan import FilmPlan
 from pocdojo.video.render import (
     BlobConfig,
@@ -31,6 +38,7 @@ from pocdojo.video.render import (
 OnDone = Callable[[SegmentResult, int], Awaitable[None]]
 OnRetry = Callable[[int, int, str], Awaitable[None]]
 RAY_TASK_RETRIES = 3
+T = TypeVar("T")
 
 
 class SegmentFailed(RuntimeError):
@@ -55,19 +63,73 @@ async def _noop_retry(index: int, attempt: int, reason: str) -> None:
     return None
 
 
+def _in_span(
+    traceparent: str | None, name: str, attributes: dict[str, str | int], work: Callable[[], T]
+) -> T:
+    """Run ``work`` in a Ray worker under a span continuing ``traceparent``; spans are
+    flushed before the task returns (a timed-out segment's worker is killed)."""
+    observe_process(TASK_SERVICE)  # JSON logs and tracing of this worker process
+    try:
+        with span_from(traceparent, name, kind=SpanKind.CONSUMER, attributes=attributes):
+            return work()
+    finally:
+        flush_spans()
+
+
+def render_segment_task(
+    traceparent: str | None, plan: FilmPlan, index: int, blobs: BlobConfig, keys: FilmKeys
+) -> SegmentResult:
+    """Ray task: `render_segment` in the trace ``traceparent`` names."""
+    return _in_span(
+        traceparent,
+        "video segment render",
+        {"pocdojo.segment": index, "pocdojo.job_id": keys.render_id},
+        lambda: render_segment(plan, index, blobs, keys),
+    )
+
+
+def join_film_task(
+    traceparent: str | None,
+    plan: FilmPlan,
+    blobs: BlobConfig,
+    keys: FilmKeys,
+    notes: tuple[str, ...] | None,
+) -> FilmResult:
+    """Ray task: `join_film` in the trace ``traceparent`` names."""
+    return _in_span(
+        traceparent,
+        "video join",
+        {"pocdojo.job_id": keys.render_id},
+        lambda: join_film(plan, blobs, keys, notes),
+    )
+
+
+def render_soundtrack_task(
+    traceparent: str | None, plan: FilmPlan, blobs: BlobConfig, keys: FilmKeys
+) -> tuple[str, ...]:
+    """Ray task: `render_soundtrack` in the trace ``traceparent`` names."""
+    return _in_span(
+        traceparent,
+        "video soundtrack render",
+        {"pocdojo.job_id": keys.render_id},
+        lambda: render_soundtrack(plan, blobs, keys),
+    )
+
+
 @functools.cache
 def _ray_tasks() -> tuple[Any, Any, Any]:
     import ray
 
     # Ray retries a task whose worker process died; exceptions raised by our code are
     # not retried by Ray (we decide), hence retry_exceptions=False.
-    render = ray.remote(num_cpus=1, max_retries=RAY_TASK_RETRIES, retry_exceptions=False)(
-        render_segment
-    )
-    join = ray.remote(num_cpus=1, max_retries=RAY_TASK_RETRIES, retry_exceptions=False)(join_film)
-    sound = ray.remote(num_cpus=1, max_retries=RAY_TASK_RETRIES, retry_exceptions=False)(
-        render_soundtrack
-    )
+    options: dict[str, Any] = {
+        "num_cpus": 1,
+        "max_retries": RAY_TASK_RETRIES,
+        "retry_exceptions": False,
+    }
+    render = ray.remote(**options)(render_segment_task)
+    join = ray.remote(**options)(join_film_task)
+    sound = ray.remote(**options)(render_soundtrack_task)
     return render, join, sound
 
 
@@ -87,12 +149,23 @@ class RayExecutor:
         timeout_s: float = 120.0,
         max_attempts: int = 3,
         join_timeout_s: float = 300.0,
+        runtime_env: dict[str, Any] | None = None,
     ) -> None:
+        """``runtime_env``: Ray's runtime environment for the tasks (e.g. extra environment
+        variables for their processes); by default they inherit the cluster's."""
         self.workers = max(1, workers)
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self.join_timeout_s = join_timeout_s
+        self._options: dict[str, Any] = {"runtime_env": runtime_env} if runtime_env else {}
         self._sound: Any = None
+
+    def _tasks(self) -> tuple[Any, Any, Any]:
+        tasks = _ray_tasks()
+        if not self._options:
+            return tasks
+        render, join, sound = (task.options(**self._options) for task in tasks)
+        return render, join, sound
 
     async def render(
         self,
@@ -106,10 +179,11 @@ class RayExecutor:
         import ray
 
         retry = on_retry or _noop_retry
-        render_task, _, sound_task = _ray_tasks()
+        render_task, _, sound_task = self._tasks()
+        traceparent = current_traceparent()
         plan_ref = ray.put(plan)
         # The soundtrack is encoded beside the segments; the join then only remuxes.
-        self._sound = sound_task.remote(plan_ref, blobs, keys)
+        self._sound = sound_task.remote(traceparent, plan_ref, blobs, keys)
         queue = list(indexes)
         attempts: dict[int, int] = dict.fromkeys(indexes, 0)
         running: dict[Any, _Running] = {}
@@ -118,7 +192,7 @@ class RayExecutor:
                 while queue and len(running) < self.workers:
                     index = queue.pop(0)
                     attempts[index] += 1
-                    ref = render_task.remote(plan_ref, index, blobs, keys)
+                    ref = render_task.remote(traceparent, plan_ref, index, blobs, keys)
                     running[ref] = _Running(index, time.monotonic())
                 ready, _ = await asyncio.to_thread(
                     ray.wait, list(running), num_returns=1, timeout=0.5
@@ -159,14 +233,14 @@ class RayExecutor:
     async def join(self, plan: FilmPlan, blobs: BlobConfig, keys: FilmKeys) -> FilmResult:
         import ray
 
-        _, join_task, _ = _ray_tasks()
+        _, join_task, _ = self._tasks()
         notes: tuple[str, ...] | None = None
         if self._sound is not None:
             try:
                 notes = await asyncio.to_thread(ray.get, self._sound)
             except Exception:  # the join renders the soundtrack itself
                 notes = None
-        ref = join_task.remote(plan, blobs, keys, notes)
+        ref = join_task.remote(current_traceparent(), plan, blobs, keys, notes)
         try:
             result: FilmResult = await asyncio.wait_for(
                 asyncio.to_thread(ray.get, ref), timeout=self.join_timeout_s

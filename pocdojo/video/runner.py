@@ -18,6 +18,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
+from opentelemetry.trace import SpanKind
+
+from pocdojo.observability.jobs import Attempt, JobKind, Outcome, refresh_queue
+from pocdojo.observability.tracing import span_from
 from pocdojo.settings import Settings
 from pocdojo.storage import videos
 from pocdojo.storage.blobs import BlobKey, FileBlobStore, S3BlobStore
@@ -127,6 +131,8 @@ class VideoRunner:
             self._wake.clear()
 
     async def _scan(self) -> None:
+        # Every scan, busy or not: the queue gauges follow the jobs table.
+        await refresh_queue(self.db, JobKind.VIDEO)
         if len(self._jobs) >= MAX_CONCURRENT_JOBS:
             return
         async with self.db.global_tx() as conn:
@@ -156,8 +162,18 @@ class VideoRunner:
 
     async def _run(self, job: VideoJob) -> None:
         renew = asyncio.get_running_loop().create_task(self._renew(job))
+        attempt = Attempt(JobKind.VIDEO)
         try:
-            await self.render(job)
+            # The attempt continues the trace of the request that queued the job; the
+            # segment tasks continue it in their own processes.
+            with span_from(
+                job.traceparent,
+                "video render",
+                kind=SpanKind.CONSUMER,
+                attributes={"pocdojo.job_id": str(job.id), "pocdojo.attempt": job.attempts + 1},
+            ):
+                await self.render(job)
+            attempt.done(Outcome.SUCCEEDED)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 async with self.db.tenant_tx(job.tenant_id) as conn:
@@ -165,11 +181,13 @@ class VideoRunner:
             raise
         except Exception as exc:
             log.exception("video job %s failed an attempt", job.id)
+            status: str | None = "queued"
             with contextlib.suppress(Exception):
                 async with self.db.tenant_tx(job.tenant_id) as conn:
-                    await videos.fail_attempt(
+                    status = await videos.fail_attempt(
                         conn, job.id, self.owner, repr(exc), self.settings.video_max_attempts
                     )
+            attempt.done(Outcome.FAILED if status == "failed" else Outcome.RETRIED)
             self._wake.set()
         finally:
             renew.cancel()

@@ -3,6 +3,8 @@
 Woken by ``NOTIFY outbox`` (a trigger on insert) and polling as a fallback. Rows are
 claimed with ``FOR UPDATE SKIP LOCKED``, so several relays can run; a crash between XADD
 and marking the row means the event is sent again, which consumers tolerate (versions).
+The relay also measures the backlog (``pocdojo_outbox_backlog_events``) every
+``backlog_every_s`` seconds, from the table, so every relay replica reports the same truth.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 import asyncpg
@@ -18,6 +21,7 @@ import redis.asyncio as aioredis
 from opentelemetry.trace import SpanKind
 
 from pocdojo.errors import Unavailable
+from pocdojo.metrics import OUTBOX_BACKLOG
 from pocdojo.observability.tracing import current_traceparent, span_from
 from pocdojo.storage.db import Database
 
@@ -35,6 +39,7 @@ class OutboxRelay:
         dsn: str,
         poll_interval_s: float = 0.5,
         stream_maxlen: int = 1_000_000,
+        backlog_every_s: float = 2.0,
     ) -> None:
         self._db = db
         self._redis = redis
@@ -43,7 +48,28 @@ class OutboxRelay:
         self._poll = poll_interval_s
         self._maxlen = stream_maxlen
         self._wake = asyncio.Event()
+        self._backlog_every_s = backlog_every_s
+        self._backlog_at = -1e9
         self.published = 0
+
+    async def measure_backlog(self) -> int:
+        """Committed events not yet relayed (a count over the partial index of unpublished
+        rows); sets ``pocdojo_outbox_backlog_events``."""
+        async with self._db.global_tx() as conn:
+            backlog: int = await conn.fetchval(
+                "select count(*) from outbox where published_at is null"
+            )
+        OUTBOX_BACKLOG.set(backlog)
+        self._backlog_at = time.monotonic()
+        return backlog
+
+    async def _measure_quietly(self) -> None:
+        # A measurement that fails never stops the relaying; the next round tries again.
+        try:
+            await self.measure_backlog()
+        except Exception as exc:
+            self._backlog_at = time.monotonic()
+            log.info("relay: could not measure the backlog: %s", exc)
 
     async def publish_batch(self) -> int:
         """Move up to one batch of events; the number moved."""
@@ -91,6 +117,8 @@ class OutboxRelay:
         try:
             while not stop.is_set():
                 try:
+                    if time.monotonic() - self._backlog_at >= self._backlog_every_s:
+                        await self._measure_quietly()
                     moved = await self.publish_batch()
                 except (Unavailable, OSError, aioredis.RedisError) as exc:
                     log.warning("relay: %s; retrying", exc)

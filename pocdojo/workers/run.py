@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 
@@ -17,7 +18,7 @@ from pocdojo.storage.search import SearchDoc, SearchIndex
 from pocdojo.types import TenantId
 from pocdojo.workers.consumer import StreamConsumer
 from pocdojo.workers.relay import OutboxRelay
-from pocdojo.workers.search_indexer import GROUP, SearchIndexer
+from pocdojo.workers.search_indexer import GROUP, SearchIndexer, watch_group
 
 
 def _redis(settings: Settings) -> aioredis.Redis:
@@ -56,7 +57,13 @@ async def run_search_indexer(
                 consumer=name or consumer_name(),
                 handler=SearchIndexer(index),  # type: ignore[arg-type]
             )
-            await consumer.run(stop)
+            watcher = asyncio.create_task(watch_group(redis, settings.events_stream, stop))
+            try:
+                await consumer.run(stop)
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
     finally:
         await redis.aclose()
 

@@ -189,3 +189,42 @@ async def test_queries_never_cross_tenants(index: SearchIndex, q: str, tag: str,
     assert all(f.count <= 1 for f in result.tags)
     for s in await index.suggest(tenant_a, q):
         assert s.id in (None, a_doc.id)
+
+
+async def test_facets_are_exact_over_every_tier(index: SearchIndex, tenant_id: TenantId) -> None:
+    for d in (
+        doc("Kubernetes", languages=("python",), tags=("k8s",)),
+        doc("Kubernetes operator", languages=("go",), tags=("k8s", "ops")),
+        doc("Kubernets dashboard", languages=("rust",)),
+        doc("Other", description="kubernetes at scale", languages=("java",), tags=("ops",)),
+        doc("Unrelated", languages=("c",), tags=("k8s",)),
+    ):
+        await index.upsert(tenant_id, d)
+    result = await index.search(tenant_id, SearchQuery(q="kubernetes"))
+    assert [h.name for h in result.hits] == [
+        "Kubernetes",  # exact
+        "Kubernetes operator",  # prefix
+        "Kubernets dashboard",  # fuzzy
+        "Other",  # description
+    ]
+    assert result.facets_exact
+    assert {(f.value, f.count) for f in result.languages} == {
+        ("python", 1),
+        ("go", 1),
+        ("rust", 1),
+        ("java", 1),
+    }
+    assert {(f.value, f.count) for f in result.tags} == {("k8s", 2), ("ops", 2)}
+
+
+async def test_typos_follow_renames_and_deletions(index: SearchIndex, tenant_id: TenantId) -> None:
+    first = doc("Kubernetes operator", version=1)
+    await index.upsert(tenant_id, first)
+    assert await names(index, tenant_id, q="kubernetse") == ["Kubernetes operator"]
+    await index.upsert(tenant_id, doc("Terraform modules", id=first.id, version=2))
+    assert await names(index, tenant_id, q="kubernetse") == []
+    assert await names(index, tenant_id, q="terrafrom") == ["Terraform modules"]
+    assert await index.delete(tenant_id, first.id, 3)
+    assert await names(index, tenant_id, q="terrafrom") == []
+    await index.replace_tenant(tenant_id, [doc("Observability stack")])
+    assert await names(index, tenant_id, q="observabilty") == ["Observability stack"]

@@ -185,7 +185,7 @@ async def test_corrupt_media_finishes_with_a_note(
 def _running_segment_pids(cluster: Settings) -> list[int]:
     tasks = list_tasks(
         address=f"http://127.0.0.1:{cluster.ray_dashboard_port}",  # the tests' own cluster
-        filters=[("func_or_class_name", "=", "render_segment"), ("state", "=", "RUNNING")],
+        filters=[("func_or_class_name", "=", "render_segment_task"), ("state", "=", "RUNNING")],
         raise_on_missing_output=False,
     )
     return [t.worker_pid for t in tasks if t.worker_pid]
