@@ -141,6 +141,7 @@ class DojoSessionActor:
         # (`take_batch` / `batch_done`); this loop only keeps house, once a second.
         self._hosted = on_stopped is not None
         self._flushing = False
+        self._applied = 0
         self._tasks = [asyncio.get_running_loop().create_task(self._start())]
         self.flush_failures = 0
         self._pending_since: float | None = None
@@ -287,6 +288,9 @@ class DojoSessionActor:
         self._unsnapshotted_bytes += sum(len(u) for u in batch)
 
     def _observe_backlog(self) -> None:
+        if self._applied:
+            applied, self._applied = self._applied, 0
+            DOJO_UPDATES.labels("applied").inc(applied)
         DOJO_UPDATE_LOG_BACKLOG.set(len(self._pending))
         since = self._pending_since
         DOJO_UPDATE_LOG_OLDEST_UNFLUSHED_AGE.set(
@@ -429,7 +433,7 @@ class DojoSessionActor:
                 if not self._pending:
                     self._pending_since = now
                 self._pending += outcome.stored
-                DOJO_UPDATES.labels("applied").inc(len(outcome.stored))
+                self._applied += len(outcome.stored)  # counted once a second (hot path)
             if outcome.broadcast:
                 self._broadcast(conn_id, outcome.broadcast)
             if outcome.replies:
