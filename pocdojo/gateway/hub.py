@@ -126,9 +126,7 @@ class DojoLink:
         is stopping (idle) and the caller should retry with a fresh link."""
         self.connections[conn_id] = out  # before the call: broadcasts may overtake its reply
         try:
-            initial = await self.actor.join.remote(
-                self.link_id, conn_id, user_id, can_write, traceparent=current_traceparent()
-            )
+            initial = await self._join_session(conn_id, user_id, can_write)
         except BaseException:
             self.connections.pop(conn_id, None)
             raise
@@ -136,6 +134,16 @@ class DojoLink:
             self.connections.pop(conn_id, None)
             return False
         out.start(initial)
+        self._joined()
+        return True
+
+    async def _join_session(self, conn_id: str, user_id: str, can_write: bool) -> Any:
+        return await self.actor.join.remote(
+            self.link_id, conn_id, user_id, can_write, traceparent=current_traceparent()
+        )
+
+    def _joined(self) -> None:
+        """After a connection joined: start the link's two tasks (once)."""
         if not self._tasks:
             loop = asyncio.get_running_loop()
             # A fresh context: the link outlives the connection whose join started it, and
@@ -144,7 +152,6 @@ class DojoLink:
                 loop.create_task(self._send_loop(), context=contextvars.Context()),
                 loop.create_task(self._poll_loop(), context=contextvars.Context()),
             ]
-        return True
 
     def submit(self, conn_id: str, data: bytes) -> None:
         if self.broken:
@@ -176,6 +183,17 @@ class DojoLink:
                 with contextlib.suppress(BaseException):
                     await task
 
+    def _deliver_results(self, results: list[tuple[str, list[bytes], Close | None]]) -> None:
+        """The session's replies to senders, and the closes it asked for."""
+        for conn_id, replies, close in results:
+            out = self.connections.get(conn_id)
+            if out is None:
+                continue
+            for reply in replies:
+                out.put(reply)
+            if close is not None:
+                out.close(close.code, close.reason)
+
     def _break(self, why: str) -> None:
         if self.broken:
             return
@@ -193,15 +211,7 @@ class DojoLink:
                 batch, self._inbound = self._inbound, []
                 if not batch:
                     continue
-                results = await self.actor.receive.remote(self.link_id, batch)
-                for conn_id, replies, close in results:
-                    out = self.connections.get(conn_id)
-                    if out is None:
-                        continue
-                    for reply in replies:
-                        out.put(reply)
-                    if close is not None:
-                        out.close(close.code, close.reason)
+                self._deliver_results(await self.actor.receive.remote(self.link_id, batch))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -234,21 +244,13 @@ class LocalLink(DojoLink):
         super().__init__(hub, key, local, link_id)
         self.session = local.session
 
-    async def join(self, conn_id: str, user_id: str, can_write: bool, out: Outgoing) -> bool:
-        self.connections[conn_id] = out
-        try:
-            initial = await self.session.join(
-                self.link_id, conn_id, user_id, can_write, traceparent=current_traceparent()
-            )
-        except BaseException:
-            self.connections.pop(conn_id, None)
-            raise
-        if initial is None:
-            self.connections.pop(conn_id, None)
-            return False
-        out.start(initial)
+    async def _join_session(self, conn_id: str, user_id: str, can_write: bool) -> Any:
+        return await self.session.join(
+            self.link_id, conn_id, user_id, can_write, traceparent=current_traceparent()
+        )
+
+    def _joined(self) -> None:
         self.session.attach(self.link_id, self._deliver)
-        return True
 
     def _deliver(self, item: tuple[str | None, bytes] | None) -> None:
         if item is None:
@@ -263,14 +265,7 @@ class LocalLink(DojoLink):
     def submit(self, conn_id: str, data: bytes) -> None:
         if self.broken:
             raise LinkBroken()
-        for sender, replies, close in self.session.receive_now(self.link_id, [(conn_id, data)]):
-            out = self.connections.get(sender)
-            if out is None:
-                continue
-            for reply in replies:
-                out.put(reply)
-            if close is not None:
-                out.close(close.code, close.reason)
+        self._deliver_results(self.session.receive_now(self.link_id, [(conn_id, data)]))
 
     def detach(self, conn_id: str) -> Awaitable[None]:
         out = self.connections.pop(conn_id, None)
