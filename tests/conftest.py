@@ -98,27 +98,45 @@ class _Server(uvicorn.Server):
         pass
 
 
-@pytest.fixture(scope="session")
-def server(settings: Settings, migrated: None) -> Iterator[str]:
-    """The platform under plain uvicorn in a thread: real HTTP on loopback."""
-    config = uvicorn.Config(
-        create_local_app(settings),
-        host="127.0.0.1",
-        port=settings.serve_port,
-        log_level="warning",
-        lifespan="on",
-    )
+@contextlib.contextmanager
+def uvicorn_thread(app: Any, port: int, what: str, within_s: float = 20.0) -> Iterator[None]:
+    """``app`` served by uvicorn in a thread on ``127.0.0.1:port`` until the block ends."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     srv = _Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + within_s
     while not srv.started:
         if time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
+            raise RuntimeError(f"{what} did not start")
         time.sleep(0.05)
-    yield settings.public_base_url
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+def wait_serving(url: str, process: subprocess.Popen[bytes], what: str, within_s: float) -> None:
+    """Until ``url`` answers 200; the process is killed if it dies or takes too long."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def server(settings: Settings, migrated: None) -> Iterator[str]:
+    """The platform under plain uvicorn in a thread: real HTTP on loopback."""
+    with uvicorn_thread(create_local_app(settings), settings.serve_port, "test server"):
+        yield settings.public_base_url
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pocdojo.actors.dojo_session import NAMESPACE, DojoSessionRemote, actor_name
 from pocdojo.settings import Settings
-from tests.conftest import TenantFixture, free_port, settings_env
+from tests.conftest import TenantFixture, free_port, settings_env, wait_serving
 from tests.dojos.ywsclient import YClient
 from tests.observability.collector import Collector
 
@@ -70,17 +70,7 @@ def node_scraper(settings: Settings, metrics_dir: Path, migrated: None) -> Itera
         stdout=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            raise RuntimeError("the scraping poc-api process did not start")
-        time.sleep(0.2)
+    wait_serving(f"{base}/healthz", process, "the scraping poc-api process", within_s=60)
     yield base
     process.terminate()
     process.wait(timeout=10)

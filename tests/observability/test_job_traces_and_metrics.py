@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -22,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
@@ -41,7 +39,7 @@ from pocdojo.storage.blobs import open_blob_store
 from pocdojo.storage.db import Database
 from pocdojo.video.executors import RayExecutor
 from pocdojo.video.runner import VideoRunner
-from tests.conftest import TenantFixture, free_port, settings_env
+from tests.conftest import TenantFixture, free_port, settings_env, uvicorn_thread, wait_serving
 from tests.observability.collector import Collector, ReceivedSpan
 from tests.reports.conftest import wait_for_export
 from tests.video.conftest import make_year, wait_for
@@ -146,25 +144,10 @@ def pod_metrics(settings: Settings, task_metrics_dir: Path) -> Iterator[str]:
         env=settings_env(settings, POCDOJO_METRICS_DIR=str(task_metrics_dir)),
     )
     url = f"http://127.0.0.1:{port}/metrics"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            raise RuntimeError("pocdojo metrics serve did not start")
-        time.sleep(0.2)
+    wait_serving(url, process, "pocdojo metrics serve", within_s=60)
     yield url
     process.terminate()
     process.wait(timeout=10)
-
-
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # running in a thread
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -174,24 +157,10 @@ def reports_api(
     """A reports-api replica whose export tasks run in the runtime environment above."""
     launcher = RayExportLauncher(settings, runtime_env=task_env)
     port = free_port()
-    config = uvicorn.Config(
-        create_reports_app(settings, launcher=launcher),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-    )
-    srv = _Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("reports-api did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_thread(
+        create_reports_app(settings, launcher=launcher), port, "reports-api", within_s=30
+    ):
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest_asyncio.fixture(loop_scope="session")
