@@ -153,10 +153,12 @@ class DojoSessionActor:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def _start(self) -> None:
-        if self._own_db:
-            await self._db.start()
         while True:
             try:
+                # Its own pool too: a session created while PostgreSQL restarts must not
+                # stay unready forever (every join would wait on it).
+                if self._own_db and not self._db.started:
+                    await self._db.start()
                 initial = await self._load()
                 break
             except Exception as exc:  # the store may be down: keep trying, never give up
@@ -338,7 +340,7 @@ class DojoSessionActor:
         for gateway_id, gateway in list(self._gateways.items()):
             if gateway.sink is not None:
                 continue  # in this process: it leaves explicitly
-            if now - gateway.last_poll > self._gateway_ttl_s and not gateway.ready.is_set():
+            if now - gateway.last_poll > self._gateway_ttl_s:
                 log.warning("dojo %s: gateway %s went silent", self._dojo, gateway_id)
                 for conn_id in list(gateway.connections):
                     self._forget(gateway_id, conn_id)
@@ -389,6 +391,11 @@ class DojoSessionActor:
         assert self._session is not None
         if self._closing:
             return None
+        # A gateway whose join call timed out retries with a new link: the connection
+        # counts once, under the link that got the answer.
+        for other_id, other in list(self._gateways.items()):
+            if other_id != gateway_id and conn_id in other.connections:
+                self._forget(other_id, conn_id)
         gateway = self._gateways.setdefault(gateway_id, _Gateway())
         gateway.connections[conn_id] = user_id
         self._empty_since = None

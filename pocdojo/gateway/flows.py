@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pocdojo.gateway")
 POLICY_VIOLATION, UNSUPPORTED_DATA, TRY_AGAIN_LATER, SERVICE_RESTART = 1008, 1003, 1013, 1012
+CLEANUP_WAIT_S = 10.0  # how long a closed socket's task waits for its leave to be recorded
+_CLEANUPS: set[asyncio.Future[None]] = set()
 
 
 class Socket(Protocol):
@@ -277,10 +279,16 @@ async def _run_sync(
             raise  # cancelled from outside; the cleanup below still runs
     finally:
         # Detached before any await: this task may be cancelled (a proxied socket cut).
+        # Each wait below is bounded: a session or store that does not answer must not
+        # keep a dead socket's task alive.
         leaving = link.detach(conn_id)
         with contextlib.suppress(BaseException):
-            await leaving
-        await asyncio.shield(_presence(services, principal, dojo, joined=False))
+            await asyncio.wait_for(leaving, CLEANUP_WAIT_S)
+        left = asyncio.ensure_future(_presence(services, principal, dojo, joined=False))
+        _CLEANUPS.add(left)  # the loop holds tasks weakly; this one may outlive the socket's
+        left.add_done_callback(_CLEANUPS.discard)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(left), CLEANUP_WAIT_S)
 
 
 async def run_events(

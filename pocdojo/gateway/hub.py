@@ -35,6 +35,10 @@ SERVICE_RESTART, TRY_AGAIN_LATER = 1012, 1013
 POLL_WAIT_S = 20.0
 MAX_QUEUED_MESSAGES = 20_000
 JOIN_ATTEMPTS, JOIN_RETRY_S = 40, 0.25
+# A join waits for the session to load (snapshot + log); past this, try again. A join that
+# times out but lands later leaves a connection whose link never polls: the actor forgets
+# it after its gateway TTL.
+JOIN_CALL_TIMEOUT_S = 10.0
 
 Send = Callable[[bytes], Awaitable[None]]
 CloseSocket = Callable[[int, str], Awaitable[None]]
@@ -138,9 +142,10 @@ class DojoLink:
         return True
 
     async def _join_session(self, conn_id: str, user_id: str, can_write: bool) -> Any:
-        return await self.actor.join.remote(
+        call = self.actor.join.remote(
             self.link_id, conn_id, user_id, can_write, traceparent=current_traceparent()
         )
+        return await asyncio.wait_for(call, JOIN_CALL_TIMEOUT_S)
 
     def _joined(self) -> None:
         """After a connection joined: start the link's two tasks (once)."""

@@ -81,6 +81,10 @@ class Database:
             self._pool = None
 
     @property
+    def started(self) -> bool:
+        return self._pool is not None
+
+    @property
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
             raise RuntimeError("Database.start() was not called")

@@ -12,9 +12,11 @@ from typing import Any
 import httpx
 import pytest
 import ray
+from pycrdt import Doc, Map, Text
 
 from pocdojo.actors.dojo_session import NAMESPACE, DojoSessionRemote, actor_name
 from pocdojo.api.context import Services, open_services
+from pocdojo.engine.protocol import encode_sync_update
 from pocdojo.gateway.flows import admit, run_sync
 from pocdojo.gateway.hub import DojoHub
 from pocdojo.gateway.server import run_gateway
@@ -101,6 +103,43 @@ async def test_a_gateway_that_stops_polling_loses_its_connections(
         ray.kill(actor, no_restart=True)
 
 
+async def test_a_retried_join_counts_once_and_a_silent_gateway_is_dropped_with_its_backlog(
+    client: httpx.AsyncClient, settings: Settings, tenant: TenantFixture, ray_cluster: object
+) -> None:
+    """A gateway whose join call timed out retries on a new link while the first call may
+    still land: the connection must count once. And a gateway that stopped polling is
+    forgotten after the TTL even when broadcasts are queued for it."""
+    dojo = await new_dojo(client, tenant.member)
+    actor: Any = _precreate(settings, tenant.id, dojo["id"], gateway_ttl_s=1.0, idle_s=600.0)
+    user = str(tenant.member.user_id)
+    try:
+        assert await actor.join.remote("gw:1", "c1", user, True)
+        assert await actor.join.remote("gw:2", "c1", user, True)  # the retry
+        stats = await actor.stats.remote()
+        assert (stats["connections"], stats["gateways"]) == (1, 1)
+        # gw:3 stays alive (polls) and types; gw:2 never polls and gets a backlog.
+        assert await actor.join.remote("gw:3", "c3", user, True)
+        doc = Doc()
+        doc["files"] = files = Map()
+        files["a.py"] = Text("x = 1\n")
+        results = await actor.receive.remote("gw:3", [("c3", encode_sync_update(doc.get_update()))])
+        assert all(close is None for _conn, _replies, close in results)
+
+        async def keep_polling() -> None:
+            while await actor.poll.remote("gw:3", 0.2) is not None:
+                pass
+
+        poller = asyncio.create_task(keep_polling())
+        try:
+            assert await _wait_for_connections(actor, 1, within_s=10.0) == 1
+            assert (await actor.stats.remote())["gateways"] == 1
+            assert await actor.poll.remote("gw:2", 0.1) is None
+        finally:
+            poller.cancel()
+    finally:
+        ray.kill(actor, no_restart=True)
+
+
 async def test_idle_session_stops_after_persisting_and_comes_back(
     client: httpx.AsyncClient,
     actor_ws_base: str,
@@ -147,7 +186,7 @@ async def _wait_for_connections(actor: Any, expected: int, within_s: float = 5.0
     """The actor's connection count once it is ``expected`` (or whatever it is at the end)."""
     deadline = asyncio.get_running_loop().time() + within_s
     while True:
-        count: int = (await actor.stats.remote())["connections"]
+        count: int = (await asyncio.wait_for(actor.stats.remote(), 10))["connections"]
         if count == expected or asyncio.get_running_loop().time() > deadline:
             return count
         await asyncio.sleep(0.05)
@@ -185,13 +224,13 @@ async def test_a_cancelled_socket_task_leaves_no_ghost_connection(
                 break
             await asyncio.sleep(0.05)
         assert socket.sent  # joined: the initial sync went out
-        assert (await actor.stats.remote())["connections"] == 1
+        assert await _wait_for_connections(actor, 1) == 1
         # Cancelled, and cancelled again while it cleans up (a proxy that gives up twice).
         task.cancel()
         await asyncio.sleep(0)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await task
+            await asyncio.wait_for(task, 30)  # its cleanup is bounded (TimeoutError if not)
         assert await _wait_for_connections(actor, 0) == 0
         assert hub.links() == 0
 
@@ -209,5 +248,5 @@ async def test_a_socket_that_dies_silently_is_dropped(
     async with _direct_session(client, settings, tenant) as (actor, hub, services, who, row):
         # The writer's first send fails; the connection must end on its own.
         await asyncio.wait_for(run_sync(hub, services, _DeadSocket(), who, row), timeout=30)
-        assert (await actor.stats.remote())["connections"] == 0
+        assert await _wait_for_connections(actor, 0) == 0
         assert hub.links() == 0
