@@ -462,6 +462,8 @@ class LoadResult:
     loop_delay_p99_ms: float = 0.0
     loop_delay_max_ms: float = 0.0
     own_clocks: list[list[Any]] = field(default_factory=list)  # [room, client id, clock]
+    inbound_frames_per_s: float = 0.0  # websocket frames the clients received
+    inbound_bytes_per_s: float = 0.0
 
     def percentile(self, q: float) -> float:
         """Nearest rank, as the generator computes it (NaN without samples)."""
@@ -626,6 +628,8 @@ def run_load(
         load.loop_delay_p99_ms = max(load.loop_delay_p99_ms, float(delay.get("p99") or 0.0))
         load.loop_delay_max_ms = max(load.loop_delay_max_ms, float(delay.get("max") or 0.0))
         load.own_clocks += list(res.get("own_clocks") or [])
+        load.inbound_frames_per_s += float(res.get("inbound_frames_per_s") or 0.0)
+        load.inbound_bytes_per_s += float(res.get("inbound_bytes_per_s") or 0.0)
     for lat_file in lat_files:
         values = array("d")
         values.frombytes(lat_file.read_bytes())
@@ -888,6 +892,8 @@ def build_rows(case: str, dojos: int, runs: dict[Side, SideRun]) -> list[dict[st
         add(side, "latency_max", max(load.latencies) if load.latencies else None, "ms")
         add(side, "edits_per_s", load.edits_measured / duration, "1/s")
         add(side, "deliveries_per_s", load.deliveries / duration, "1/s")
+        add(side, "inbound_frames_per_s", load.inbound_frames_per_s, "1/s")
+        add(side, "inbound_kib_per_s", load.inbound_bytes_per_s / 1024, "KiB/s")
         add(side, "edits", load.edits_measured, "count")
         add(side, "deliveries_expected", load.deliveries_expected, "count")
         add(side, "deliveries", load.deliveries, "count")
@@ -944,6 +950,8 @@ TABLE: tuple[tuple[str, str], ...] = (
     ("latency_max", "edit->peer latency max"),
     ("edits_per_s", "edits/s (measured window)"),
     ("deliveries_per_s", "deliveries/s (edit x peer)"),
+    ("inbound_frames_per_s", "frames/s the clients received"),
+    ("inbound_kib_per_s", "  KiB/s the clients received"),
     ("deliveries_expected", "deliveries expected"),
     ("deliveries_missing", "deliveries never arrived"),
     ("disconnects", "client disconnects in run"),

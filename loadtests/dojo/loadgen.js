@@ -130,10 +130,23 @@ function textOf (doc) {
   return value instanceof Y.Text ? value : null
 }
 
-/** `ws` with extra handshake headers (--header), for investigation only */
-const WebSocketWithHeaders = class extends WebSocket {
+/** frames and bytes the clients received during the measured window, by Yjs message type */
+const inbound = { frames: 0, bytes: 0, by_type: {} }
+
+/** `ws` that counts what it receives (and sends extra handshake headers with --header,
+ * for investigation only) */
+const CountingWebSocket = class extends WebSocket {
   constructor (url, protocols) {
-    super(url, protocols, { headers: opts.headers })
+    super(url, protocols, Object.keys(opts.headers).length > 0 ? { headers: opts.headers } : {})
+    this.on('message', (data) => {
+      if (!measuring) return
+      const buf = Buffer.isBuffer(data) ? data : Buffer.from(data)
+      inbound.frames++
+      inbound.bytes += buf.length
+      // y-protocols: 0 = sync (then 0 step 1, 1 step 2, 2 update), 1 = awareness
+      const kind = buf[0] === 0 ? `sync.${buf[1]}` : String(buf[0])
+      inbound.by_type[kind] = (inbound.by_type[kind] || 0) + 1
+    })
   }
 }
 
@@ -142,7 +155,7 @@ function makeClient (room, index) {
   const params = {}
   if (opts.tokens.length > 0) params.token = opts.tokens[index % opts.tokens.length]
   const provider = new WebsocketProvider(opts.url, room, doc, {
-    WebSocketPolyfill: Object.keys(opts.headers).length > 0 ? WebSocketWithHeaders : WebSocket,
+    WebSocketPolyfill: CountingWebSocket,
     params,
     disableBc: true, // Node 20 has BroadcastChannel: peers in this process would bypass the server
     maxBackoffTime: 2500
@@ -340,6 +353,9 @@ async function main () {
     deliveries_late: lateDeliveries,
     edits_not_everywhere: editsNotEverywhere,
     deliveries_per_s: deliveriesMeasured / opts.duration,
+    inbound_frames_per_s: inbound.frames / opts.duration,
+    inbound_bytes_per_s: inbound.bytes / opts.duration,
+    inbound_by_type: inbound.by_type,
     latency_ms: {
       p50: ms(percentile(sorted, 0.5)),
       p95: ms(percentile(sorted, 0.95)),

@@ -247,7 +247,12 @@ async def _run_sync(
 ) -> None:
     conn_id = uuid.uuid4().hex
     me = asyncio.current_task()
-    out = Outgoing(socket.send_bytes, socket.close, on_broken=me.cancel if me else None)
+    out = Outgoing(
+        socket.send_bytes,
+        socket.close,
+        on_broken=me.cancel if me else None,
+        send_now=getattr(socket, "send_now", None),
+    )
     with tracing.tracer().start_as_current_span("dojo join"):
         link = await hub.join(
             str(principal.tenant_id),

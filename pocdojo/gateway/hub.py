@@ -41,18 +41,29 @@ JOIN_ATTEMPTS, JOIN_RETRY_S = 40, 0.25
 JOIN_CALL_TIMEOUT_S = 10.0
 
 Send = Callable[[bytes], Awaitable[None]]
+SendNow = Callable[[bytes], bool]  # wrote it at once (True) or the caller must queue it
 CloseSocket = Callable[[int, str], Awaitable[None]]
 ActorFactory = Callable[[], Any]
 
 
 class Outgoing:
-    """What one socket still has to send, written in order by one writer task. Held until
-    `start` so the initial sync goes out before anything broadcast meanwhile."""
+    """What one socket still has to send, in order. Held until `start` so the initial sync
+    goes out before anything broadcast meanwhile.
+
+    With ``send_now`` (a socket that can write a frame without awaiting: the gateway's own
+    listener), a message is written as it is put when nothing is queued before it and the
+    socket's buffer has room: no task switch per frame and peer, the fan-out's main cost.
+    Otherwise it is queued for the writer task, which waits for the socket to drain."""
 
     def __init__(
-        self, send: Send, close: CloseSocket, on_broken: Callable[[], object] | None = None
+        self,
+        send: Send,
+        close: CloseSocket,
+        on_broken: Callable[[], object] | None = None,
+        send_now: SendNow | None = None,
     ) -> None:
         self._send = send
+        self._send_now = send_now
         self._close = close
         self._on_broken = on_broken
         self._queue: deque[bytes | Close] = deque()
@@ -69,6 +80,13 @@ class Outgoing:
     def put(self, message: bytes) -> None:
         if self.closed:
             return
+        if self._send_now is not None and self._task is not None and not self._queue:
+            try:
+                if self._send_now(message):
+                    return
+            except Exception as exc:
+                self._broke(exc)
+                return
         if len(self._queue) >= MAX_QUEUED_MESSAGES:
             self.close(TRY_AGAIN_LATER, "too far behind, reconnect")
             return
@@ -84,6 +102,7 @@ class Outgoing:
 
     async def _write(self) -> None:
         queue = self._queue
+        send_now = self._send_now
         try:
             while True:
                 await self._wake.wait()
@@ -93,14 +112,18 @@ class Outgoing:
                     if isinstance(item, Close):
                         await self._close(item.code, item.reason)
                         return
-                    await self._send(item)
+                    if send_now is None or not send_now(item):
+                        await self._send(item)
         except Exception as exc:
-            # The socket is gone. Its reader may never hear of it (a proxy that drops the
-            # connection without a disconnect): tell its owner, who ends the connection.
-            log.debug("writer stopped: %s", exc)
-            self.broken = self.closed = True
-            if self._on_broken is not None:
-                self._on_broken()
+            self._broke(exc)
+
+    def _broke(self, exc: Exception) -> None:
+        # The socket is gone. Its reader may never hear of it (a proxy that drops the
+        # connection without a disconnect): tell its owner, who ends the connection.
+        log.debug("writer stopped: %s", exc)
+        self.broken = self.closed = True
+        if self._on_broken is not None:
+            self._on_broken()
 
     def cancel(self) -> None:
         if self._task is not None:

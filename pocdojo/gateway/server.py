@@ -19,7 +19,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -36,6 +36,7 @@ from pocdojo.settings import Settings
 log = logging.getLogger("pocdojo.gateway")
 ROUTE = re.compile(r"^/v1/dojos/(?P<id>[^/]+)/(?P<kind>sync|events)$")
 FRAME_SLACK = 16 * 1024  # the engine closes oversized messages itself, with its reason
+SEND_NOW_BUFFER = 64 * 1024  # bytes a socket may hold unsent before writes wait for it
 
 
 class WebsocketsSocket:
@@ -44,6 +45,16 @@ class WebsocketsSocket:
 
     async def send_bytes(self, data: bytes) -> None:
         await self.connection.send(data)
+
+    def send_now(self, data: bytes) -> bool:
+        """Write one frame without awaiting, unless the socket's buffer is already above
+        `SEND_NOW_BUFFER` (False: queue it and let the writer wait for the drain).
+        `broadcast` is websockets' own synchronous send; on a connection that is closing
+        it writes nothing (its reader is about to end)."""
+        if self.connection.transport.get_write_buffer_size() > SEND_NOW_BUFFER:
+            return False
+        broadcast((self.connection,), data, raise_exceptions=True)
+        return True
 
     async def send_text(self, data: str) -> None:
         await self.connection.send(data)
