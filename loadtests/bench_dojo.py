@@ -464,6 +464,7 @@ class LoadResult:
     own_clocks: list[list[Any]] = field(default_factory=list)  # [room, client id, clock]
     inbound_frames_per_s: float = 0.0  # websocket frames the clients received
     inbound_bytes_per_s: float = 0.0
+    inbound_by_type: dict[str, int] = field(default_factory=dict)  # y-protocols type
 
     def percentile(self, q: float) -> float:
         """Nearest rank, as the generator computes it (NaN without samples)."""
@@ -630,6 +631,8 @@ def run_load(
         load.own_clocks += list(res.get("own_clocks") or [])
         load.inbound_frames_per_s += float(res.get("inbound_frames_per_s") or 0.0)
         load.inbound_bytes_per_s += float(res.get("inbound_bytes_per_s") or 0.0)
+        for kind, count in dict(res.get("inbound_by_type") or {}).items():
+            load.inbound_by_type[kind] = load.inbound_by_type.get(kind, 0) + int(count)
     for lat_file in lat_files:
         values = array("d")
         values.frombytes(lat_file.read_bytes())
@@ -1019,6 +1022,9 @@ def print_report(
             )
         for note in sr.notes:
             print(f"note ({side}): {note}")
+        if sr.load.inbound_by_type:
+            kinds = ", ".join(f"{k} x{n}" for k, n in sorted(sr.load.inbound_by_type.items()))
+            print(f"note ({side}): frames the clients received by y-protocols type: {kinds}")
         if sr.others:
             print(f"other busy processes during {side}: {', '.join(sr.others)}")
 

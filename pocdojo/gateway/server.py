@@ -22,7 +22,9 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from pocdojo.api.context import Services, open_services
@@ -47,13 +49,24 @@ class WebsocketsSocket:
         await self.connection.send(data)
 
     def send_now(self, data: bytes) -> bool:
-        """Write one frame without awaiting, unless the socket's buffer is already above
-        `SEND_NOW_BUFFER` (False: queue it and let the writer wait for the drain).
-        `broadcast` is websockets' own synchronous send; on a connection that is closing
-        it writes nothing (its reader is about to end)."""
-        if self.connection.transport.get_write_buffer_size() > SEND_NOW_BUFFER:
+        """Write one binary message without awaiting, unless the socket's buffer is already
+        above `SEND_NOW_BUFFER` (False: queue it and let the writer wait for the drain).
+
+        What `websockets.broadcast` does for one connection, with the frame built once per
+        message: a fan-out writes the same bytes to every peer, and a server's frames are
+        unmasked (no extension is negotiated: compression is off), so they are identical.
+        A connection that is not open writes nothing (its reader is about to end)."""
+        connection = self.connection
+        transport = connection.transport
+        if transport.get_write_buffer_size() > SEND_NOW_BUFFER:
             return False
-        broadcast((self.connection,), data, raise_exceptions=True)
+        protocol = connection.protocol
+        if protocol.state is not State.OPEN or connection.send_in_progress is not None:
+            return True
+        if protocol.extensions:
+            broadcast((connection,), data, raise_exceptions=True)
+        else:
+            transport.write(_frame(data))
         return True
 
     async def send_text(self, data: str) -> None:
@@ -67,6 +80,21 @@ class WebsocketsSocket:
             return await self.connection.recv()
         except ConnectionClosed:
             return None
+
+
+class _LastFrame:
+    """The wire form of the last message framed: a fan-out frames it once for all peers."""
+
+    data: bytes | None = None
+    frame: bytes = b""
+
+
+def _frame(data: bytes) -> bytes:
+    last = _LastFrame
+    if data is not last.data:
+        last.frame = Frame(Opcode.BINARY, data).serialize(mask=False)
+        last.data = data
+    return last.frame
 
 
 def _route(connection: ServerConnection) -> tuple[str, str, str | None]:
