@@ -14,6 +14,7 @@ from pocdojo.api.asgi import AbsolutePaths
 from pocdojo.api.context import open_services
 from pocdojo.api.metrics import MetricsMiddleware
 from pocdojo.api.problems import EXCEPTION_HANDLERS
+from pocdojo.gateway.hub import DojoHub
 from pocdojo.observability.middleware import ObservabilityMiddleware
 from pocdojo.settings import Settings, get_settings
 
@@ -26,7 +27,18 @@ def create_dojo_app(settings: Settings | None = None) -> Starlette:
         async with open_services(settings) as services:
             app.state.services = services
             app.state.verifier = services.verifier
-            yield
+            try:
+                yield
+            finally:
+                # Sessions this process hosts (sockets that came through these routes):
+                # stored and their leases released now, not when the leases expire.
+                hub: DojoHub | None = getattr(app.state, "dojo_hub", None)
+                if hub is not None and hub.host is not None:
+                    await hub.host.close()
+                internal = getattr(app.state, "dojo_internal_listener", None)
+                if internal is not None:
+                    internal.close()
+                    await internal.wait_closed()
 
     return Starlette(
         routes=[

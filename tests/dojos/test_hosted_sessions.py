@@ -202,3 +202,28 @@ async def test_idle_hosted_session_stops_after_persisting_and_comes_back(
             await eventually(lambda: reader.read() == {"kept.py": "print('still here')\n"})
         finally:
             await reader.close()
+
+
+async def test_the_dojo_app_releases_its_leases_when_it_stops(
+    client: httpx.AsyncClient, settings: Settings, tenant: TenantFixture
+) -> None:
+    """Sockets through the Starlette routes (behind Serve's proxy) are hosted by that
+    process too: stopping it stores the sessions and frees their dojos at once, not when
+    the leases expire."""
+    from pocdojo.api.dojo_app import create_dojo_app
+    from tests.conftest import uvicorn_thread
+
+    dojo = await new_dojo(client, tenant.member)
+    port = free_port()
+    app = create_dojo_app(settings)
+    with uvicorn_thread(app, port, "dojo app"):
+        writer = await YClient(
+            sync_url(f"ws://127.0.0.1:{port}", dojo["id"], tenant.member.token)
+        ).connect()
+        writer.edit("kept.py", 0, "stored at shutdown\n")
+        await asyncio.sleep(0.3)
+        await writer.close()
+        address = app.state.dojo_hub.host.address
+        assert await _lease(settings, tenant, dojo["id"]) == address
+    assert await _lease(settings, tenant, dojo["id"]) is None
+    assert await _history(client, tenant, dojo["id"]) == {"kept.py": "stored at shutdown\n"}
