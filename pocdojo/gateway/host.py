@@ -97,6 +97,7 @@ class SessionHost:
         self._redis = redis
         self._lease_ms = int(1000 * (lease_s or settings.dojo_owner_lease_s))
         self._sessions: dict[Key, LocalSession] = {}
+        self._renew = redis.register_script(_RENEW)  # EVALSHA, loaded by the pipeline
         self._renewer: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._flush_interval_s = 0.05
@@ -206,19 +207,22 @@ class SessionHost:
         period = self._lease_ms / 3000
         while self._sessions:
             await asyncio.sleep(period)
-            for key, local in list(self._sessions.items()):
-                try:
-                    kept = await cast(Any, self._redis).eval(
-                        _RENEW, 1, lease_key(*key), self.address, self._lease_ms
-                    )
-                except Exception as exc:  # Redis away: keep hosting, try again next round
-                    log.warning("dojo %s: lease renewal failed: %s", key[1], exc)
+            hosted = list(self._sessions.items())
+            try:  # every lease in one round trip
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key, _local in hosted:
+                        await self._renew(
+                            keys=[lease_key(*key)], args=[self.address, self._lease_ms], client=pipe
+                        )
+                    answers = await pipe.execute()
+            except Exception as exc:  # Redis away: keep hosting, try again next round
+                log.warning("dojo lease renewal failed for %d dojos: %s", len(hosted), exc)
+                continue
+            for (key, local), kept in zip(hosted, answers, strict=True):
+                if kept or self._sessions.get(key) is not local or await self._reclaim(key):
                     continue
-                if not kept and await self._reclaim(key):
-                    continue
-                if not kept:
-                    log.warning("dojo %s: another process owns it now; handing over", key[1])
-                    await self._drop(key, local)
+                log.warning("dojo %s: another process owns it now; handing over", key[1])
+                await self._drop(key, local)
 
     async def _reclaim(self, key: Key) -> bool:
         """Our lease expired (Redis restarted, a long pause) but nobody took it: keep it."""
