@@ -140,7 +140,7 @@ Row = tuple[uuid.UUID, int, dt.date, str, str]
 def expected_rollup(source: Source) -> dict[Row, int]:
     """The rollup table as it must be, computed here in Python from the source rows:
     monthly rows per user and for the tenant, plus for the tenant's rankings the aligned
-    2..32-month buckets."""
+    2..32-month buckets and the tenant's monthly dojo totals."""
     out: Counter[Row] = Counter()
 
     def add(owner: uuid.UUID, month: dt.date, metric: str, key: str, n: int = 1) -> None:
@@ -168,10 +168,13 @@ def expected_rollup(source: Source) -> dict[Row, int]:
         add(d["host_id"], month_of(d["created_at"]), "dojos", "")
     for c in source.chat:
         add(c["author_id"], month_of(c["created_at"]), "chat", str(c["dojo_id"]))
+        # The tenant's monthly totals (migration 0011): one row per month, no buckets.
+        out[(TENANT_WIDE, 1, month_of(c["created_at"]), "chat_total", "")] += 1
     for p in source.participation:
         if p["left_at"] is not None:
             seconds = math.floor((p["left_at"] - p["joined_at"]).total_seconds())
             add(p["user_id"], month_of(p["joined_at"]), "dojo_seconds", str(p["dojo_id"]), seconds)
+            out[(TENANT_WIDE, 1, month_of(p["joined_at"]), "dojo_seconds_total", "")] += seconds
     return {k: v for k, v in out.items() if v != 0}
 
 

@@ -1,0 +1,251 @@
+"""Reports: the tenant dashboard's rankings read the largest rollup rows first, and the dojo
+totals have rows of their own.
+
+Measured on the 1,000,000-PoC bench (EXPLAIN ANALYZE, the 100,000-PoC tenant, 36 months):
+the dashboard statement read ~11,000 rollup rows, ~5,000 of them tag and contributor rows
+summed over every key to keep the top 20 / top 10, and ~6,000 dojo rows (seconds and chat
+of ~3,000 dojos) summed for the five most active dojos and the two totals.
+
+- ``report_rollup_rank``: the tenant-wide ``tag``, ``owner`` and ``dojo_seconds`` rows of a
+  bucket in descending order of their figure (partial: ~a third of the rollup's rows).
+- ``report_top(tenant, metric, months, spans, k)``: the exact top ``k`` keys of one of those
+  metrics over a set of buckets, reading each bucket's largest rows first (the threshold
+  algorithm of Fagin et al.): it lists the ``m`` largest rows of every bucket, bounds what a
+  key not listed can reach (the sum of each bucket's ``m``-th figure), sums the few keys
+  that can still be among the first ``k`` exactly, and stops when the ``k``-th exact sum is
+  above the bound; otherwise it lists four times as many rows and tries again (at worst
+  until every bucket is listed whole). Negative figures (a participation that ended before
+  it began) would break the bound: a metric with one in the buckets is summed in full. The
+  function is STABLE, so its statements see the snapshot of the calling statement.
+- ``chat_total`` and ``dojo_seconds_total``: tenant-wide monthly rows with the period's
+  totals, kept by the same trigger statements as the per-dojo rows and backfilled here from
+  them, so the totals no longer sum every dojo's rows.
+
+Writes pay one more index entry per changed tenant-wide tag, contributor or dojo-seconds row
+(about 18 per PoC insert) and one more rollup row per chat message or closed participation.
+Building the index takes a write lock on ``report_rollup`` for its duration.
+
+Revision ID: 0011_report_speed
+Revises: 0010_job_observability
+Create Date: 2026-12-04
+"""
+
+from alembic import op
+
+revision = "0011_report_speed"
+down_revision = "0010_job_observability"
+branch_labels = None
+depends_on = None
+
+TENANT_WIDE = "'00000000-0000-0000-0000-000000000000'::uuid"
+RANKED = "('tag', 'owner', 'dojo_seconds')"
+
+# As in migration 0005: one grouped upsert of the facts, in key order.
+_ROLLUP_UPSERT = """
+    insert into report_rollup as r (tenant_id, owner_id, span, month, metric, key, n)
+    select f.tenant_id, f.owner_id, b.span, b.month, f.metric, f.key, sum(f.d)
+    from (select tenant_id, owner_id, month, metric, key, sum(d) as d
+          from ({facts}) f0 group by tenant_id, owner_id, month, metric, key) f
+    cross join lateral report_buckets(
+        f.month, f.owner_id = '00000000-0000-0000-0000-000000000000'::uuid, f.metric) b
+    group by 1, 2, 3, 4, 5, 6
+    having sum(f.d) <> 0
+    order by 1, 2, 3, 5, 4, 6
+    on conflict (tenant_id, owner_id, span, metric, month, key)
+    do update set n = r.n + excluded.n
+"""
+
+# Migration 0005's chat and participation facts plus one tenant-wide total per month
+# (``report_buckets`` gives the new metrics monthly rows only).
+_CHAT_FACTS = f"""
+    select x.tenant_id, s.owner_id, report_month(x.created_at) as month,
+           s.metric, s.key, {{d}} as d
+    from {{rows}} x
+    cross join lateral (values (x.author_id, 'chat', x.dojo_id::text),
+                               ({TENANT_WIDE}, 'chat', x.dojo_id::text),
+                               ({TENANT_WIDE}, 'chat_total', '')) s(owner_id, metric, key)
+"""
+_PARTICIPATION_FACTS = f"""
+    select x.tenant_id, s.owner_id, report_month(x.joined_at) as month,
+           s.metric, s.key, {{d}} * report_seconds(x.joined_at, x.left_at) as d
+    from {{rows}} x
+    cross join lateral (values (x.user_id, 'dojo_seconds', x.dojo_id::text),
+                               ({TENANT_WIDE}, 'dojo_seconds', x.dojo_id::text),
+                               ({TENANT_WIDE}, 'dojo_seconds_total', ''))
+        s(owner_id, metric, key)
+    where x.left_at is not null
+"""
+TABLES = {"dojo_chat": _CHAT_FACTS, "dojo_participation": _PARTICIPATION_FACTS}
+"""The fact queries this migration changes (the bench loader builds rollups from them)."""
+
+# Migration 0005's versions, restored by the downgrade.
+_OLD_TABLES = {
+    "dojo_chat": f"""
+    select x.tenant_id, s.owner_id, report_month(x.created_at) as month,
+           'chat' as metric, x.dojo_id::text as key, {{d}} as d
+    from {{rows}} x
+    cross join lateral (values (x.author_id), ({TENANT_WIDE})) s(owner_id)
+""",
+    "dojo_participation": f"""
+    select x.tenant_id, s.owner_id, report_month(x.joined_at) as month,
+           'dojo_seconds' as metric, x.dojo_id::text as key,
+           {{d}} * report_seconds(x.joined_at, x.left_at) as d
+    from {{rows}} x
+    cross join lateral (values (x.user_id), ({TENANT_WIDE})) s(owner_id)
+    where x.left_at is not null
+""",
+}
+
+
+def _trigger_function(table: str, facts: str) -> str:
+    """The statement-level trigger function of ``table`` (its triggers stay as they are)."""
+    insert = _ROLLUP_UPSERT.format(facts=facts.format(rows="new_rows", d="1"))
+    delete = _ROLLUP_UPSERT.format(facts=facts.format(rows="old_rows", d="-1"))
+    update = _ROLLUP_UPSERT.format(
+        facts=facts.format(rows="new_rows", d="1")
+        + " union all "
+        + facts.format(rows="old_rows", d="-1")
+    )
+    return f"""
+    create or replace function report_rollup_{table}() returns trigger
+        language plpgsql as $$
+    begin
+        if tg_op = 'INSERT' then
+            {insert};
+        elsif tg_op = 'DELETE' then
+            {delete};
+        else
+            {update};
+        end if;
+        return null;
+    end $$;
+    """
+
+
+# The threshold algorithm over the buckets (months[i], spans[i]); see the module docstring.
+# Returns every key that can be among the first k by (n desc, key): the first k exactly, plus
+# the keys tied with the k-th (callers order and cut). Figures are sums of integer rows.
+_REPORT_TOP = f"""
+create function report_top(
+    p_tenant uuid, p_metric text, p_months date[], p_spans smallint[], p_k integer)
+    returns table (key text, n bigint)
+    language plpgsql stable
+    as $$
+#variable_conflict use_column
+declare
+    m integer := 4 * p_k;  -- rows listed per bucket in this round
+    bound bigint;          -- the most a key never listed can have
+    whole boolean;         -- every bucket was listed whole
+    keys text[];
+    sums bigint[];
+begin
+    if exists (
+        select from unnest(p_months, p_spans) t(month, span)
+        cross join lateral (
+            select from report_rollup r
+            where r.tenant_id = p_tenant and r.owner_id = {TENANT_WIDE}
+              and r.metric in {RANKED} and r.metric = p_metric
+              and r.span = t.span and r.month = t.month and r.n < 0
+            limit 1) neg) then
+        return query
+            select r.key, sum(r.n)::bigint from unnest(p_months, p_spans) t(month, span)
+            cross join lateral (
+                select r.key, r.n from report_rollup r
+                where r.tenant_id = p_tenant and r.owner_id = {TENANT_WIDE}
+                  and r.span = t.span and r.metric = p_metric and r.month = t.month) r
+            group by r.key having sum(r.n) <> 0;
+        return;
+    end if;
+    loop
+        with tiles as (
+            select t.i, t.month, t.span
+            from unnest(p_months, p_spans) with ordinality t(month, span, i)),
+        listed as (  -- each bucket's m largest rows
+            select t.i, r.key, r.n from tiles t cross join lateral (
+                select r.key, r.n from report_rollup r
+                where r.tenant_id = p_tenant and r.owner_id = {TENANT_WIDE}
+                  and r.metric in {RANKED} and r.metric = p_metric
+                  and r.span = t.span and r.month = t.month
+                order by r.n desc limit m) r),
+        edge as (  -- the most a key not listed in a bucket has there (0: listed whole)
+            select t.i, count(l.key) < m as whole,
+                   case when count(l.key) < m then 0 else min(l.n) end as most
+            from tiles t left join listed l on l.i = t.i group by t.i),
+        known as (  -- a listed key has at least its listed rows, at most those + the edges
+            select l.key, sum(l.n) as low,
+                   sum(l.n) + (select sum(most) from edge) - sum(e.most) as high
+            from listed l join edge e on e.i = l.i group by l.key),
+        cut as (select low from known order by low desc offset p_k - 1 limit 1),
+        contenders as (  -- keys that may still be among the first k
+            select key from known
+            where high >= coalesce((select low from cut), high)),
+        exact as (
+            select r.key, sum(r.n)::bigint as n from tiles t cross join lateral (
+                select r.key, r.n from report_rollup r
+                where r.tenant_id = p_tenant and r.owner_id = {TENANT_WIDE}
+                  and r.span = t.span and r.metric = p_metric and r.month = t.month
+                  and r.key = any(array(select key from contenders))) r
+            group by r.key having sum(r.n) <> 0)
+        select coalesce(array_agg(e.key order by e.n desc, e.key collate "C"), '{{}}'),
+               coalesce(array_agg(e.n order by e.n desc, e.key collate "C"), '{{}}'),
+               (select sum(most) from edge), (select bool_and(whole) from edge)
+        into keys, sums, bound, whole
+        from exact e;
+        if coalesce(whole, true)
+           or (cardinality(sums) >= p_k and sums[p_k] > bound) then
+            return query
+                select u.key, u.n from unnest(keys, sums) u(key, n)
+                where cardinality(sums) < p_k or u.n >= sums[p_k];
+            return;
+        end if;
+        m := m * 4;
+    end loop;
+end $$;
+"""
+
+
+def upgrade() -> None:
+    op.execute(f"""
+    create index report_rollup_rank
+        on report_rollup (tenant_id, metric, span, month, n desc) include (key)
+        where owner_id = {TENANT_WIDE} and metric in {RANKED};
+    """)
+    op.execute(_REPORT_TOP)
+    op.execute("""
+    grant execute on function report_top(uuid, text, date[], smallint[], integer)
+        to pocdojo_app;
+    """)
+    for table, facts in TABLES.items():
+        op.execute(_trigger_function(table, facts))
+    # Backfill the totals from the tenant-wide monthly rows of each dojo. FORCE row-level
+    # security binds the owner role too: lifted inside this transaction (ACCESS EXCLUSIVE
+    # until commit, nobody observes it), as in migration 0005.
+    lifted = ("report_rollup", "report_versions")
+    for table in lifted:
+        op.execute(f"alter table {table} no force row level security")
+    op.execute(f"""
+    insert into report_rollup (tenant_id, owner_id, span, month, metric, key, n)
+    select tenant_id, owner_id, 1, month, metric || '_total', '', sum(n)
+    from report_rollup
+    where owner_id = {TENANT_WIDE} and span = 1 and metric in ('chat', 'dojo_seconds')
+    group by tenant_id, owner_id, month, metric
+    having sum(n) <> 0
+    order by 1, 2, 4, 5
+    """)
+    for table in lifted:
+        op.execute(f"alter table {table} force row level security")
+
+
+def downgrade() -> None:
+    for table, facts in _OLD_TABLES.items():
+        op.execute(_trigger_function(table, facts))
+    op.execute("alter table report_rollup no force row level security")
+    op.execute(f"""
+    delete from report_rollup
+    where owner_id = {TENANT_WIDE} and metric in ('chat_total', 'dojo_seconds_total')
+    """)
+    op.execute("alter table report_rollup force row level security")
+    op.execute("""
+    drop function if exists report_top(uuid, text, date[], smallint[], integer);
+    drop index if exists report_rollup_rank;
+    """)
