@@ -291,6 +291,10 @@ _EXPECTED_MONTHLY = """
     union all select tenant_id, report_month(joined_at), 'dojo_seconds_total', '',
            sum(floor(extract(epoch from left_at - joined_at)))
       from dojo_participation where left_at is not null group by 1, 2
+    union all select tenant_id, date '1970-01-01', 'dojo_seconds_ever', dojo_id::text,
+           sum(greatest(floor(extract(epoch from left_at - joined_at)), 0))
+      from dojo_participation where left_at is not null group by 1, 4
+      having sum(greatest(floor(extract(epoch from left_at - joined_at)), 0)) <> 0
 """
 _ROLLUP_CHECKS = {
     "tenant-wide monthly rows differ from aggregates over the source tables": f"""

@@ -38,7 +38,9 @@ branch_labels = None
 depends_on = None
 
 TENANT_WIDE = "'00000000-0000-0000-0000-000000000000'::uuid"
-RANKED = "('tag', 'owner', 'dojo_seconds')"
+RANKED = "('tag', 'owner', 'dojo_seconds', 'dojo_seconds_ever')"
+EVER = "date '1970-01-01'"
+"""The month of the ``dojo_seconds_ever`` rows (one per dojo, not per month)."""
 
 # As in migration 0005: one grouped upsert of the facts, in key order.
 _ROLLUP_UPSERT = """
@@ -66,13 +68,16 @@ _CHAT_FACTS = f"""
                                ({TENANT_WIDE}, 'chat_total', '')) s(owner_id, metric, key)
 """
 _PARTICIPATION_FACTS = f"""
-    select x.tenant_id, s.owner_id, report_month(x.joined_at) as month,
-           s.metric, s.key, {{d}} * report_seconds(x.joined_at, x.left_at) as d
+    select x.tenant_id, s.owner_id, s.month, s.metric, s.key, {{d}} * s.seconds as d
     from {{rows}} x
-    cross join lateral (values (x.user_id, 'dojo_seconds', x.dojo_id::text),
-                               ({TENANT_WIDE}, 'dojo_seconds', x.dojo_id::text),
-                               ({TENANT_WIDE}, 'dojo_seconds_total', ''))
-        s(owner_id, metric, key)
+    cross join lateral (select report_month(x.joined_at) as month,
+                               report_seconds(x.joined_at, x.left_at) as seconds) f
+    cross join lateral (
+        values (x.user_id, f.month, 'dojo_seconds', x.dojo_id::text, f.seconds),
+               ({TENANT_WIDE}, f.month, 'dojo_seconds', x.dojo_id::text, f.seconds),
+               ({TENANT_WIDE}, f.month, 'dojo_seconds_total', '', f.seconds),
+               ({TENANT_WIDE}, {EVER}, 'dojo_seconds_ever', x.dojo_id::text,
+                greatest(f.seconds, 0))) s(owner_id, month, metric, key, seconds)
     where x.left_at is not null
 """
 TABLES = {"dojo_chat": _CHAT_FACTS, "dojo_participation": _PARTICIPATION_FACTS}
@@ -214,6 +219,66 @@ end $$;
 """
 
 
+# The most active keys of a period, walking the keys by their figure ever (rows of metric
+# || '_ever', one per key, the sum of max(fact, 0): never below the key's figure in any
+# period) from the largest down, each summed exactly over the buckets, until the k-th exact
+# figure is above the next key's figure ever (every key not walked has at most that).
+# Figures that happen once per key (a dojo's participation, mostly in one month) settle it
+# in the first batch, where the buckets' largest rows cannot (a dojo is large in one bucket
+# and absent from the others, so the bound of report_top is the sum of every bucket's top).
+# After four batches, report_top. Returns as report_top does.
+_REPORT_TOP_EVER = f"""
+create function report_top_ever(
+    p_tenant uuid, p_metric text, p_months date[], p_spans smallint[], p_k integer)
+    returns table (key text, n bigint)
+    language plpgsql stable
+    set plan_cache_mode = force_generic_plan
+    as $$
+#variable_conflict use_column
+declare
+    walk integer := 8 * p_k;  -- keys walked (from the largest) in this round
+    got integer;
+    below bigint;             -- the smallest figure ever of the keys walked
+    keys text[];
+    sums bigint[];
+    kth bigint;
+begin
+    for round in 1..4 loop
+        with ever as (
+            select r.key, r.n from report_rollup r
+            where r.tenant_id = p_tenant and r.owner_id = {TENANT_WIDE}
+              and r.metric in {RANKED} and r.metric = p_metric || '_ever'
+              and r.span = 1 and r.month = {EVER}
+            order by r.n desc limit walk),
+        exact as materialized (  -- (once per key, not once per use)
+            select e.key, e.n as ever, (
+                select coalesce(sum(x.n), 0) from unnest(p_months, p_spans) t(month, span)
+                cross join lateral (
+                    select r.n from report_rollup r
+                    where r.tenant_id = p_tenant and r.owner_id = {TENANT_WIDE}
+                      and r.span = t.span and r.metric = p_metric and r.month = t.month
+                      and r.key = e.key
+                    limit 1) x)::bigint as n
+            from ever e)
+        select coalesce(array_agg(e.key) filter (where e.n <> 0), '{{}}'),
+               coalesce(array_agg(e.n) filter (where e.n <> 0), '{{}}'),
+               count(*), min(e.ever)
+        into keys, sums, got, below
+        from exact e;
+        select u.n into kth from unnest(sums) u(n) order by u.n desc offset p_k - 1 limit 1;
+        if got < walk or kth > below then  -- every key walked, or none left can rank
+            return query
+                select u.key, u.n from unnest(keys, sums) u(key, n)
+                where kth is null or u.n >= kth;
+            return;
+        end if;
+        walk := walk * 4;
+    end loop;
+    return query select t.key, t.n from report_top(p_tenant, p_metric, p_months, p_spans, p_k) t;
+end $$;
+"""
+
+
 def upgrade() -> None:
     op.execute(f"""
     create index report_rollup_rank
@@ -221,16 +286,17 @@ def upgrade() -> None:
         where owner_id = {TENANT_WIDE} and metric in {RANKED};
     """)
     op.execute(_REPORT_TOP)
+    op.execute(_REPORT_TOP_EVER)
     op.execute("""
-    grant execute on function report_top(uuid, text, date[], smallint[], integer)
-        to pocdojo_app;
+    grant execute on function report_top(uuid, text, date[], smallint[], integer),
+        report_top_ever(uuid, text, date[], smallint[], integer) to pocdojo_app;
     """)
     for table, facts in TABLES.items():
         op.execute(_trigger_function(table, facts))
     # Backfill the totals from the tenant-wide monthly rows of each dojo. FORCE row-level
     # security binds the owner role too: lifted inside this transaction (ACCESS EXCLUSIVE
     # until commit, nobody observes it), as in migration 0005.
-    lifted = ("report_rollup", "report_versions")
+    lifted = ("report_rollup", "report_versions", "dojo_participation")
     for table in lifted:
         op.execute(f"alter table {table} no force row level security")
     op.execute(f"""
@@ -240,7 +306,13 @@ def upgrade() -> None:
     where owner_id = {TENANT_WIDE} and span = 1 and metric in ('chat', 'dojo_seconds')
     group by tenant_id, owner_id, month, metric
     having sum(n) <> 0
-    order by 1, 2, 4, 5
+    union all
+    select tenant_id, {TENANT_WIDE}, 1, {EVER}, 'dojo_seconds_ever', dojo_id::text,
+           sum(greatest(report_seconds(joined_at, left_at), 0))
+    from dojo_participation where left_at is not null
+    group by tenant_id, dojo_id
+    having sum(greatest(report_seconds(joined_at, left_at), 0)) <> 0
+    order by 1, 2, 4, 5, 6
     """)
     for table in lifted:
         op.execute(f"alter table {table} force row level security")
@@ -252,10 +324,12 @@ def downgrade() -> None:
     op.execute("alter table report_rollup no force row level security")
     op.execute(f"""
     delete from report_rollup
-    where owner_id = {TENANT_WIDE} and metric in ('chat_total', 'dojo_seconds_total')
+    where owner_id = {TENANT_WIDE}
+      and metric in ('chat_total', 'dojo_seconds_total', 'dojo_seconds_ever')
     """)
     op.execute("alter table report_rollup force row level security")
     op.execute("""
+    drop function if exists report_top_ever(uuid, text, date[], smallint[], integer);
     drop function if exists report_top(uuid, text, date[], smallint[], integer);
     drop index if exists report_rollup_rank;
     """)

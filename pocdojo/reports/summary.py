@@ -217,8 +217,9 @@ _MY_DASHBOARD = (
 # hundreds of contributors) come from report_top() (migration 0011), which reads the
 # largest rows of each bucket first and sums only the keys that can still rank; the dojo
 # totals from their monthly rows. The five most active dojos: the dojos that can rank by
-# seconds, then their chat as the tie-break; only when fewer than five dojos of the period
-# have any seconds can a dojo with chat alone rank, and then every dojo is summed.
+# seconds (report_top_ever: walking the dojos by their seconds ever), then their chat as
+# the tie-break; only when fewer than five dojos of the period have any seconds can a dojo
+# with chat alone rank, and then every dojo is summed.
 _TENANT_DASHBOARD = (
     _TILES_AND_SERIES.format(
         series="('created'), ('archived'), ('dojos'), ('chat_total'), ('dojo_seconds_total')",
@@ -234,7 +235,7 @@ _TENANT_DASHBOARD = (
                    order by n desc, key collate "C" limit {TOP_CONTRIBUTORS})),
     busiest as materialized (
         select key collate "C" as key, n as seconds
-        from report_top($1, 'dojo_seconds', $5, $6, {TOP_DOJOS})),
+        from report_top_ever($1, 'dojo_seconds', $5, $6, {TOP_DOJOS})),
     ranked_by_seconds as (select count(*) filter (where seconds > 0) >= {TOP_DOJOS} as ok
                           from busiest),
     busiest_chat as (

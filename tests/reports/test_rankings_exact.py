@@ -18,6 +18,7 @@ from pocdojo.reports.period import Period, add_months, buckets
 from pocdojo.storage.db import Database
 from tests.conftest import TenantFixture
 from tests.reports.conftest import (
+    EVER,
     TENANT_WIDE,
     comparable,
     default_period,
@@ -83,6 +84,51 @@ async def test_report_top_equals_summing_every_key(
                 k,
             )
         assert [(r["key"], r["n"]) for r in got] == _expected(rows, k), (case, shape, k)
+
+
+async def test_report_top_ever_equals_summing_every_key(
+    owner_db: Database, tenant: TenantFixture
+) -> None:
+    """Dojo-like keys (active in one or two months, or spread over many; a few negative
+    durations), their rows for the period's buckets and their seconds ever."""
+    rng = random.Random(1970)
+    months = [add_months(this_month(), -i) for i in range(60)]
+    for case in range(40):
+        facts: list[tuple[str, dt.date, int]] = []
+        for i in range(rng.choice((3, 40, 120, 600))):
+            active = rng.sample(months, 1 if case % 3 else rng.randint(1, 30))
+            for month in active:
+                for _ in range(rng.randint(1, 3)):
+                    low = -300 if case % 4 == 0 else 0
+                    facts.append((f"d{i:03d}", month, rng.choice((rng.randint(low, 9000), 600))))
+        last = add_months(this_month(), -rng.randint(0, 24))
+        period = Period(add_months(last, -rng.randint(0, 35)), last)
+        tiles = buckets(period)
+        rows: Counter[tuple[int, dt.date, str, str]] = Counter()
+        inside: list[tuple[int, dt.date, str, int]] = []
+        for key, month, n in facts:
+            rows[(1, EVER, "dojo_seconds_ever", key)] += max(n, 0)
+            for start, span in tiles:
+                if start <= month < add_months(start, span):
+                    rows[(span, start, "dojo_seconds", key)] += n
+                    inside.append((span, start, key, n))
+        k = rng.choice((1, 5, 10))
+        async with owner_db.tenant_tx(tenant.id) as conn:
+            await conn.execute("delete from report_rollup")
+            await conn.executemany(
+                """insert into report_rollup (tenant_id, owner_id, span, month, metric, key, n)
+                   values ($1, $2, $3, $4, $5, $6, $7)""",
+                [(tenant.id, TENANT_WIDE, *row, n) for row, n in rows.items() if n != 0],
+            )
+            got = await conn.fetch(
+                """select key, n from report_top_ever($1, 'dojo_seconds', $2, $3, $4)
+                   order by n desc, key collate "C" limit $4""",
+                tenant.id,
+                [t[0] for t in tiles],
+                [t[1] for t in tiles],
+                k,
+            )
+        assert [(r["key"], r["n"]) for r in got] == _expected(inside, k), (case, k)
 
 
 async def _seed_many_tags(
