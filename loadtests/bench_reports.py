@@ -9,7 +9,7 @@ export time / peak memory per format.
    3,000 dojos with participation and chat in the large tenant. Bulk load: rows are inserted
    set-based with every trigger off for the loading sessions only (two in parallel), then the
    rollups are built set-based (one statement per tenant from the triggers' own fact SQL of
-   migration 0005) and verified against plain aggregates over the source tables.
+   migrations 0005 and 0011) and verified against plain aggregates over the source tables.
    ``--skip-load`` reuses the data set (migrating it to the latest schema).
 2. Starts ``loadtests.reports_service`` (one plain uvicorn worker: reports-api and the
    aggregate baseline behind the same auth) and checks both sides return the same figures.
@@ -132,6 +132,11 @@ def _migration_0005() -> Any:
     return importlib.import_module("migrations.versions.0005_reports")
 
 
+def _migration_0011() -> Any:
+    """The chat and participation facts as migration 0011 changed them (with the totals)."""
+    return importlib.import_module("migrations.versions.0011_report_speed")
+
+
 async def load(args: argparse.Namespace) -> dict[str, Any]:
     """A fresh database with the data set; returns what the measurements need."""
     conn = await asyncpg.connect(ADMIN_URL)
@@ -192,8 +197,9 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
             await conn.execute(build_pocs, uuid.UUID(tenants[index]["id"]))
 
         await spread(conns, range(len(sizes)), build)
+        tables = {**m0005._TABLES, **_migration_0011().TABLES}
         for table in ("dojos", "dojo_chat", "dojo_participation"):
-            facts = m0005._TABLES[table].format(rows=table, d="1")
+            facts = tables[table].format(rows=table, d="1")
             await conns[0].execute(m0005._ROLLUP_UPSERT.format(facts=facts))
         built_s = time.perf_counter() - started - rows_s
         log(f"rollups built in {built_s:,.0f} s ({sum(sizes) / built_s:,.0f} PoCs/s)")
@@ -280,6 +286,15 @@ _EXPECTED_MONTHLY = """
     union all select tenant_id, report_month(joined_at), 'dojo_seconds', dojo_id::text,
            sum(floor(extract(epoch from left_at - joined_at)))
       from dojo_participation where left_at is not null group by 1, 2, 4
+    union all select tenant_id, report_month(created_at), 'chat_total', '', count(*)
+      from dojo_chat group by 1, 2
+    union all select tenant_id, report_month(joined_at), 'dojo_seconds_total', '',
+           sum(floor(extract(epoch from left_at - joined_at)))
+      from dojo_participation where left_at is not null group by 1, 2
+    union all select tenant_id, date '1970-01-01', 'dojo_seconds_ever', dojo_id::text,
+           sum(greatest(floor(extract(epoch from left_at - joined_at)), 0))
+      from dojo_participation where left_at is not null group by 1, 4
+      having sum(greatest(floor(extract(epoch from left_at - joined_at)), 0)) <> 0
 """
 _ROLLUP_CHECKS = {
     "tenant-wide monthly rows differ from aggregates over the source tables": f"""

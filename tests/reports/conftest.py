@@ -22,6 +22,8 @@ from tests.storage.conftest import s3_bucket, s3_endpoint  # noqa: F401  (re-exp
 LANGS = ["python", "go", "rust", "typescript", "kotlin", "swift", "java", "c"]
 TAGS = [f"tag-{i}" for i in range(40)]
 TENANT_WIDE = uuid.UUID(int=0)
+EVER = dt.date(1970, 1, 1)
+"""The month of the rows that count a key over all time (migration 0011)."""
 
 
 def this_month() -> dt.date:
@@ -140,7 +142,7 @@ Row = tuple[uuid.UUID, int, dt.date, str, str]
 def expected_rollup(source: Source) -> dict[Row, int]:
     """The rollup table as it must be, computed here in Python from the source rows:
     monthly rows per user and for the tenant, plus for the tenant's rankings the aligned
-    2..32-month buckets."""
+    2..32-month buckets, the tenant's monthly dojo totals and each dojo's seconds ever."""
     out: Counter[Row] = Counter()
 
     def add(owner: uuid.UUID, month: dt.date, metric: str, key: str, n: int = 1) -> None:
@@ -168,10 +170,15 @@ def expected_rollup(source: Source) -> dict[Row, int]:
         add(d["host_id"], month_of(d["created_at"]), "dojos", "")
     for c in source.chat:
         add(c["author_id"], month_of(c["created_at"]), "chat", str(c["dojo_id"]))
+        # The tenant's monthly totals (migration 0011): one row per month, no buckets.
+        out[(TENANT_WIDE, 1, month_of(c["created_at"]), "chat_total", "")] += 1
     for p in source.participation:
         if p["left_at"] is not None:
             seconds = math.floor((p["left_at"] - p["joined_at"]).total_seconds())
             add(p["user_id"], month_of(p["joined_at"]), "dojo_seconds", str(p["dojo_id"]), seconds)
+            out[(TENANT_WIDE, 1, month_of(p["joined_at"]), "dojo_seconds_total", "")] += seconds
+            # Each dojo's seconds ever (negative durations count 0): one row per dojo.
+            out[(TENANT_WIDE, 1, EVER, "dojo_seconds_ever", str(p["dojo_id"]))] += max(seconds, 0)
     return {k: v for k, v in out.items() if v != 0}
 
 
