@@ -418,7 +418,8 @@ async def load(args: argparse.Namespace, sizes: list[int], tenants: list[TenantI
     try:
         await owner.execute(f"delete from {SCHEMA}.meta where key = 'load'")
         await owner.execute(
-            f"truncate search.pocs, search.terms, search.name_words, {SCHEMA}.pocs", timeout=300
+            f"truncate search.pocs, search.terms, search.name_words, search.facets, {SCHEMA}.pocs",
+            timeout=300,
         )
         async with Database(SEARCH_URL, max_size=1, command_timeout=60) as db:
             index = PostgresSearch(db)
@@ -455,7 +456,9 @@ async def load(args: argparse.Namespace, sizes: list[int], tenants: list[TenantI
             t0 = time.perf_counter()
             await owner.execute(f"vacuum analyze {table}", timeout=900)
             if side == "project":
-                await owner.execute("vacuum analyze search.terms, search.name_words", timeout=900)
+                await owner.execute(
+                    "vacuum analyze search.terms, search.name_words, search.facets", timeout=900
+                )
                 stats.project_vacuum_s = time.perf_counter() - t0
             else:
                 stats.baseline_vacuum_s = time.perf_counter() - t0
@@ -973,7 +976,7 @@ async def index_sizes() -> dict[str, float]:
     conn = await asyncpg.connect(OWNER_URL, timeout=10)
     try:
         out: dict[str, float] = {}
-        for table in ("search.pocs", "search.terms", f"{SCHEMA}.pocs"):
+        for table in ("search.pocs", "search.terms", "search.facets", f"{SCHEMA}.pocs"):
             row = await conn.fetchrow(
                 "select pg_total_relation_size($1::regclass) as total, "
                 "pg_indexes_size($1::regclass) as indexes",
@@ -1040,6 +1043,7 @@ def rows(report: Report) -> list[dict[str, Any]]:
         "project",
     )
     add("index_size", "search.terms", round(d.get("search.terms total", 0), 1), "MiB", "project")
+    add("index_size", "search.facets", round(d.get("search.facets total", 0), 1), "MiB", "project")
     naive = f"{SCHEMA}.pocs"
     add("index_size", naive, round(d.get(f"{naive} total", 0), 1), "MiB", "baseline")
     add("index_size", f"{naive}_indexes", round(d.get(f"{naive} indexes", 0), 1), "MiB", "baseline")
@@ -1109,7 +1113,8 @@ def other_table(report: Report) -> str:
         (
             "size on disk, table + indexes (MiB)",
             f"{d.get('search.pocs total', 0):,.0f} (indexes {d.get('search.pocs indexes', 0):,.0f})"
-            f" + terms {d.get('search.terms total', 0):,.1f}",
+            f" + terms {d.get('search.terms total', 0):,.1f}"
+            f" + facets {d.get('search.facets total', 0):,.0f}",
             f"{d.get(f'{naive} total', 0):,.0f} (pkey {d.get(f'{naive} indexes', 0):,.0f})",
         ),
     ]

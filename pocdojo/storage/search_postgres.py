@@ -4,8 +4,10 @@ Every statement carries ``tenant_id = $1``; there is no method without a tenant.
 match by word prefix (``name_tsv`` with ``:*``) and by typos: the tenant's name vocabulary
 (``search.name_words``) gives the words resembling each query word (trigram word
 similarity), then ``name_tsv`` finds their documents; descriptions match by full text.
-Facets read tenant-keyed GIN indexes (``search.keyed``, migration 0009), whose posting
-lists hold one tenant's documents only.
+Facets and typeahead read one tenant-keyed GIN index (``search.doc_keys``, migration 0012)
+whose posting lists hold one tenant's documents only and which answers a word tier and every
+filter as one tsquery; the facets of a search without words and with at most one language
+or tag filter come exact from a per-tenant table of counts (``search.facets``).
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ _TIER_EXACT, _TIER_PREFIX, _TIER_FUZZY, _TIER_TEXT = 4, 3, 2, 1
 NEAR_WORDS = 8
 # Above every character: the words starting like w are those in [w, w || _LAST_CHAR).
 _LAST_CHAR = chr(0x10FFFF)
+# The tenant-keyed tsvector of a row (migration 0012), written exactly as its index is.
+_DOC_KEYS = "search.doc_keys(tenant_id, name_tsv, tsv, languages, tags, status, year, owner_id)"
 
 
 # Per-connection settings of the search role: typos with a dropped letter score ~0.55
@@ -105,22 +109,95 @@ def _tenant_key(tenant_id: uuid.UUID) -> str:
     return hashlib.md5(str(tenant_id).encode(), usedforsecurity=False).hexdigest()[:10] + "."
 
 
-def _tsqueries(words: list[str], vocabulary: list[_Word], key: str = "") -> dict[int, str]:
-    """The tsquery of each word tier that can match (prefix, fuzzy, text), its lexemes
-    prefixed by ``key``. Quoted lexemes, cast without parsing: vocabulary words may hold
-    any character, query words are [a-z0-9]+."""
+def _tsqueries(words: list[str], vocabulary: list[_Word], key: str | None = None) -> dict[int, str]:
+    """The tsquery of each word tier that can match (prefix, fuzzy, text). With the tenant's
+    ``key``, for ``search.doc_keys``: name words as ``<key>n.<w>``, words of the name and
+    description as ``<key>w.<w>``; without, for ``name_tsv`` and ``tsv``. Quoted lexemes,
+    cast without parsing: vocabulary words may hold any character, query words are
+    [a-z0-9]+."""
+    name, text = (key + "n.", key + "w.") if key is not None else ("", "")
     queries: dict[int, str] = {}
     # A prefix match needs every query word to start some name word; a fuzzy one, every
     # query word to start or resemble one (and one of them to resemble one).
     if all(v.prefix for v in vocabulary):
-        queries[_TIER_PREFIX] = " & ".join(f"{_lexeme(key + w)}:*" for w in words)
+        queries[_TIER_PREFIX] = " & ".join(f"{_lexeme(name + w)}:*" for w in words)
     if any(v.near for v in vocabulary) and all(v.prefix or v.near for v in vocabulary):
         queries[_TIER_FUZZY] = " & ".join(
-            "(" + " | ".join([f"{_lexeme(key + w)}:*", *(_lexeme(key + n) for n in v.near)]) + ")"
+            "(" + " | ".join([f"{_lexeme(name + w)}:*", *(_lexeme(name + n) for n in v.near)]) + ")"
             for w, v in zip(words, vocabulary, strict=True)
         )
-    queries[_TIER_TEXT] = " & ".join(_lexeme(key + w) for w in words)
+    queries[_TIER_TEXT] = " & ".join(_lexeme(text + w) for w in words)
     return queries
+
+
+def _filter_tsquery(key: str, query: SearchQuery) -> str | None:
+    """Every filter of ``query`` as one tsquery over ``search.doc_keys`` (None without
+    filters, or when a value is empty: ``doc_keys`` has no lexeme for an empty value, so
+    the plain conditions must decide)."""
+    parts: list[str] = []
+    for kind, values, op in (
+        ("l.", query.languages, " | "),
+        ("t.", query.tags_all, " & "),
+        ("t.", query.tags_any, " | "),
+    ):
+        if values:
+            if not all(values):
+                return None
+            parts.append("(" + op.join(_lexeme(key + kind + v) for v in values) + ")")
+    if query.owner is not None:
+        parts.append(_lexeme(f"{key}o.{query.owner}"))
+    if query.status is not None:
+        if not query.status:
+            return None
+        parts.append(_lexeme(f"{key}s.{query.status}"))
+    if query.year is not None:
+        parts.append(_lexeme(f"{key}y.{query.year}"))
+    return " & ".join(parts) or None
+
+
+def _facet_filter(query: SearchQuery) -> str | None:
+    """The ``search.facets`` row group holding this query's exact facets: a query without
+    words and with no filter (``''``) or one language (``'l.<l>'``) or one tag
+    (``'t.<t>'``); None for any other query."""
+    if terms(query.q) or query.owner is not None or query.status is not None:
+        return None
+    if query.year is not None:
+        return None
+    chosen = [("l.", v) for v in query.languages] + [
+        ("t.", v) for v in (*query.tags_all, *query.tags_any)
+    ]
+    if not chosen:
+        return ""
+    if len(chosen) == 1 and chosen[0][1]:
+        return chosen[0][0] + chosen[0][1]
+    return None
+
+
+def _top(counter: Counter[str]) -> list[FacetCount]:
+    """The FACET_SIZE most frequent values, ties by value."""
+    ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:FACET_SIZE]
+    return [FacetCount(v, n) for v, n in ranked]
+
+
+def _sql_type(value: Any) -> str:
+    """The SQL type of a bind argument left unused by a statement (so it still has one)."""
+    if isinstance(value, list):
+        return "text[]"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, uuid.UUID):
+        return "uuid"
+    return "text"
+
+
+def _facet_keys(languages: Iterable[str], tags: Iterable[str]) -> set[tuple[str, str, str]]:
+    """The ``search.facets`` rows (filter, kind, value) one live document counts in."""
+    langs, tagset = {v for v in languages if v}, {v for v in tags if v}
+    filters = ["", *(f"l.{v}" for v in langs), *(f"t.{v}" for v in tagset)]
+    values = [*(("l", v) for v in langs), *(("t", v) for v in tagset)]
+    return {(f, k, v) for f in filters for k, v in values}
 
 
 class _Sql:
@@ -270,6 +347,38 @@ class PostgresSearch:
                     kind,
                     removed,
                 )
+        await PostgresSearch._count_facets(conn, tenant_id, before=before, after=after)
+
+    @staticmethod
+    async def _count_facets(
+        conn: asyncpg.Connection,
+        tenant_id: TenantId,
+        *,
+        before: tuple[list[str], list[str]],
+        after: tuple[list[str], list[str]],
+    ) -> None:
+        """Keep ``search.facets`` in step: +1 for the (filter, kind, value) rows the document
+        now counts in, -1 for those it no longer does (rows are sorted, so concurrent
+        writers of the tenant, serialized anyway by the tenant lock, take them in order)."""
+        old, new = _facet_keys(*before), _facet_keys(*after)
+        added, removed = sorted(new - old), sorted(old - new)
+        if added:
+            await conn.execute(
+                """insert into search.facets (tenant_id, filter, kind, value, docs)
+                   select $1, f, k, v, 1 from unnest($2::text[], $3::text[], $4::text[]) x(f, k, v)
+                   on conflict (tenant_id, filter, kind, value)
+                   do update set docs = search.facets.docs + 1""",
+                tenant_id,
+                *(list(column) for column in zip(*added, strict=True)),
+            )
+        if removed:
+            await conn.execute(
+                """update search.facets s set docs = greatest(s.docs - 1, 0)
+                   from unnest($2::text[], $3::text[], $4::text[]) x(f, k, v)
+                   where s.tenant_id = $1 and s.filter = x.f and s.kind = x.k and s.value = x.v""",
+                tenant_id,
+                *(list(column) for column in zip(*removed, strict=True)),
+            )
 
     @staticmethod
     async def _count_words(
@@ -352,8 +461,8 @@ class PostgresSearch:
 
     @staticmethod
     async def _recount_terms(conn: asyncpg.Connection, tenants: list[uuid.UUID]) -> None:
-        """Recount the typeahead terms and the name vocabulary of these tenants from their
-        documents."""
+        """Recount the typeahead terms, the facet counts and the name vocabulary of these
+        tenants from their documents."""
         await conn.execute(
             "delete from search.terms where tenant_id = any($1::uuid[])",
             tenants,
@@ -366,6 +475,29 @@ class PostgresSearch:
                union all
                select tenant_id, 'tag', v, count(*) from search.pocs, unnest(tags) v
                where tenant_id = any($1::uuid[]) and not deleted group by tenant_id, v""",
+            tenants,
+            timeout=BULK_TIMEOUT_S,
+        )
+        await conn.execute(
+            "delete from search.facets where tenant_id = any($1::uuid[])",
+            tenants,
+            timeout=BULK_TIMEOUT_S,
+        )
+        await conn.execute(
+            """insert into search.facets (tenant_id, filter, kind, value, docs)
+               select p.tenant_id, f.filter, v.kind, v.value, count(*)
+               from search.pocs p
+               cross join lateral (
+                   select '' as filter
+                   union all select distinct 'l.' || x from unnest(p.languages) x where x <> ''
+                   union all select distinct 't.' || x from unnest(p.tags) x where x <> '') f
+               cross join lateral (
+                   select distinct 'l' as kind, x as value from unnest(p.languages) x
+                   where x <> ''
+                   union all
+                   select distinct 't', x from unnest(p.tags) x where x <> '') v
+               where p.tenant_id = any($1::uuid[]) and not p.deleted
+               group by 1, 2, 3, 4""",
             tenants,
             timeout=BULK_TIMEOUT_S,
         )
@@ -594,48 +726,46 @@ class PostgresSearch:
         words: list[str],
         vocabulary: list[_Word],
     ) -> tuple[list[FacetCount], list[FacetCount], bool]:
-        """Top languages and tags of the matches: exact up to FACET_CAP matching documents;
-        beyond that (third value False) counted over FACET_CAP of them, taken from the best
-        tiers first.
+        """Top languages and tags of the matches.
+
+        Without words and with no filter or a single language or tag: exact, from the
+        tenant's counts (``search.facets``). Otherwise exact up to FACET_CAP matching
+        documents; beyond that (third value False) counted over FACET_CAP of them, taken
+        from the best tiers first.
 
         The tiers are disjoint branches of one Append, each LIMITed, and the outer LIMIT
         stops it: a broad query reads FACET_CAP + 1 rows of its best tiers and never runs
-        the weaker ones. Each branch is driven by a tenant-keyed GIN index (lexemes
-        prefixed by the tenant's key, see migration 0009), whose posting lists hold only
-        this tenant's documents; the tenant test is then a plain filter (``is true`` keeps
-        it out of the index conditions: ANDing a bitmap of the tenant's 100,000 rows cost
-        more than the whole keyed scan)."""
+        the weaker ones. Each branch is one tsquery over the tenant-keyed index
+        (``search.doc_keys``, migration 0012): the tier's words AND every filter, so the
+        index hands over only matching rows. The tenant test is then a plain filter (``is
+        true`` keeps it out of the index conditions: ANDing a bitmap of the tenant's
+        100,000 rows cost more than the whole keyed scan); the plain filter conditions are
+        left out, their keyed twins select the same rows of this tenant, and the planner
+        would otherwise read them from the (tenant_id, ...) GIN indexes: every tenant's
+        matches."""
         local = _Sql.copy(sql)
-        key = _tenant_key(local.args[0])
-        guard = "(tenant_id = $1) is true"
-        keyed: dict[int, str] = {}
-        for tier, tsquery in (_tsqueries(words, vocabulary, key) if words else {}).items():
-            column = "tsv" if tier == _TIER_TEXT else "name_tsv"
-            keyed[tier] = f"search.keyed(tenant_id, {column}) @@ {local.arg(tsquery)}::tsquery"
-        filters, replaced = [], []
-        for column, values, op, plain in (
-            ("languages", query.languages, " | ", "languages && "),
-            ("tags", query.tags_all, " & ", "tags @> "),
-            ("tags", query.tags_any, " | ", "tags && "),
-        ):
-            if values and all(values) and not tiers:  # word tiers drive their own branches
-                tsquery = op.join(_lexeme(key + v) for v in values)
-                filters.append(
-                    f"search.keyed(tenant_id, array_to_tsvector(array_remove({column}, ''))) "
-                    f"@@ {local.arg(tsquery)}::tsquery"
-                )
-                replaced.append(plain)
+        tenant = local.args[0]
+        group = _facet_filter(query)
+        if group is not None:
+            return await self._counted_facets(tenant, group)
+        key = _tenant_key(tenant)
+        keyed_filter = _filter_tsquery(key, query)
+        keyed = _tsqueries(words, vocabulary, key) if words else {}
+        guarded = ["(tenant_id = $1) is true", "not deleted"]
+        if keyed_filter is None:
+            guarded += local.where[2:]  # plain filters, when they cannot be keyed
         branches = []
         for position, (tier, condition) in enumerate(tiers or [(0, "true")]):
-            where, driver = list(local.where), [condition]
-            # A keyed condition replaces its plain twin (same rows for this tenant), which
-            # the planner would otherwise read from the old (tenant_id, ...) GIN index
-            # without its tenant column: every tenant's matches.
-            if tier in keyed:
-                where[0], driver = guard, [keyed[tier]]
-            elif filters:
-                where = [guard, *(c for c in where[1:] if not c.startswith(tuple(replaced)))]
-                driver = filters
+            parts = [q for q in (keyed.get(tier), keyed_filter) if q is not None]
+            if tier == _TIER_EXACT or not parts:
+                # An exact name: the (tenant_id, name_norm) btree finds it.
+                where, driver = list(local.where), [condition]
+            else:
+                tsquery = " & ".join(f"({q})" for q in parts)
+                where = guarded
+                driver = [f"{_DOC_KEYS} @@ {local.arg(tsquery)}::tsquery"]
+                if tier not in keyed:
+                    driver.append(condition)
             clauses = [*where, *driver, *(f"not ({c})" for _, c in tiers[:position])]
             branches.append(
                 f"""(select languages, tags from search.pocs
@@ -645,7 +775,7 @@ class PostgresSearch:
         # CTE still gives them a type (an untyped parameter is an error).
         used = {int(n) for n in re.findall(r"\$(\d+)", " ".join(branches))}
         unused = [
-            f"${n}::{'text[]' if isinstance(local.args[n - 1], list) else 'text'}"
+            f"${n}::{_sql_type(local.args[n - 1])}"
             for n in range(1, len(local.args) + 1)
             if n not in used
         ]
@@ -669,12 +799,21 @@ class PostgresSearch:
                 matched = row["n"]
             else:
                 counts[row["kind"]][row["v"]] = row["n"]
+        return _top(counts["l"]), _top(counts["t"]), matched <= FACET_CAP
 
-        def top(counter: Counter[str]) -> list[FacetCount]:
-            ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:FACET_SIZE]
-            return [FacetCount(v, n) for v, n in ranked]
-
-        return top(counts["l"]), top(counts["t"]), matched <= FACET_CAP
+    async def _counted_facets(
+        self, tenant_id: TenantId, group: str
+    ) -> tuple[list[FacetCount], list[FacetCount], bool]:
+        """Exact facets from the tenant's counts (see :func:`_facet_filter`)."""
+        rows = await self._fetch(
+            """select kind, value, docs from search.facets
+               where tenant_id = $1 and filter = $2 and docs > 0""",
+            [tenant_id, group],
+        )
+        counts: dict[str, Counter[str]] = {"l": Counter(), "t": Counter()}
+        for row in rows:
+            counts[row["kind"]][row["value"]] = row["docs"]
+        return _top(counts["l"]), _top(counts["t"]), True
 
     @staticmethod
     def _hit(row: asyncpg.Record, words: list[str]) -> SearchHit:
@@ -701,16 +840,18 @@ class PostgresSearch:
         if not words or not 1 <= limit <= 50:
             return []
         # Words are [a-z0-9]+ only, so neither pattern can carry LIKE or tsquery syntax.
-        # Names with a word starting like it: the tenant-keyed index (see _facets); with
-        # the plain (tenant_id, name_tsv) index the planner chose a sequential scan that
-        # read 1,300-12,600 pages before it found ten names of the 100,000-PoC tenant.
-        # Names in byte order (``~<~``): the order of the text_pattern_ops index that finds
-        # the prefix, so the scan stops after ``limit`` names; the default collation's order
-        # walked the tenant's names from "a" up to the prefix (22,000 rows for "con").
+        # Names starting like it first, in byte order (``~<~``): the order of the
+        # text_pattern_ops index that finds the prefix, so the scan stops after ``limit``
+        # names (the default collation's order walked the tenant's names from "a" up to the
+        # prefix: 22,000 rows for "con"). Then names with a word starting like it, from the
+        # tenant-keyed index (see _facets), only when the first branch found too few: the
+        # outer LIMIT stops the Append (a broad prefix such as "wit" has 25,000 documents in
+        # the 100,000-PoC tenant, and the keyed branch built their whole bitmap every time).
         name_like, term_like = " ".join(words) + "%", "-".join(words) + "%"
-        tsq = " & ".join(f"{_lexeme(_tenant_key(tenant_id) + w)}:*" for w in words)
+        key = _tenant_key(tenant_id) + "n."
+        tsq = " & ".join(f"{_lexeme(key + w)}:*" for w in words)
         rows = await self._fetch(
-            """(select 'tag' as kind, value, null::uuid as id from search.terms
+            f"""(select 'tag' as kind, value, null::uuid as id from search.terms
                 where tenant_id = $1 and kind = 'tag' and docs > 0 and value like $4
                 order by docs desc, value limit $3)
                union all
@@ -718,13 +859,15 @@ class PostgresSearch:
                 where tenant_id = $1 and kind = 'language' and docs > 0 and value like $4
                 order by docs desc, value limit $3)
                union all
-               (select 'name', name, id from search.pocs
-                where tenant_id = $1 and not deleted and name_norm like $5
-                order by name_norm using ~<~ limit $3)
-               union all
-               (select 'name', name, id from search.pocs
-                where (tenant_id = $1) is true and not deleted
-                  and search.keyed(tenant_id, name_tsv) @@ $2::tsquery
+               (select * from (
+                   (select 'name', name, id from search.pocs
+                    where tenant_id = $1 and not deleted and name_norm like $5
+                    order by name_norm using ~<~ limit $3)
+                   union all
+                   (select 'name', name, id from search.pocs
+                    where (tenant_id = $1) is true and not deleted
+                      and {_DOC_KEYS} @@ $2::tsquery and name_norm not like $5
+                    limit $3)) names
                 limit $3)""",
             [tenant_id, tsq, limit, term_like, name_like],
         )
