@@ -1,7 +1,7 @@
 """make bench-search: the search service over 1M PoCs, against a naive ILIKE baseline.
 
     .venv/bin/python -m loadtests.bench_search [--docs 1000000] [--tenants 1000]
-        [--duration 10] [--skip-load] [--seed 20261125]
+        [--duration 10] [--skip-load] [--seed 20261125] [--no-cache] [--sides both|project]
 
 What it does, in one run (about 8 minutes at the default size on the 2-core machine, 6 with
 ``--skip-load``):
@@ -35,8 +35,12 @@ What it does, in one run (about 8 minutes at the default size on the 2-core mach
    the factory ``loadtests.search_service:create``:
 
    * side ``project``: the production search-api app (``create_search_app``) with its
-     default backend ``PostgresSearch`` (role ``pocdojo_search``, the GIN/trigram indexes of
-     migration 0002), mounted with poc-api and the dev issuer as ``create_local_app`` does;
+     default backend ``PostgresSearch`` (role ``pocdojo_search``, the indexes of
+     migrations 0002-0012), mounted with poc-api and the dev issuer as ``create_local_app``
+     does. Its answer cache (keyed by the tenant's index version) is on, as in production:
+     wrk repeats the 400 queries of a type, so after the first round most answers are cache
+     hits; ``--no-cache`` turns it off, and every request runs its statements (the cost of
+     a miss);
    * side ``baseline``: the same search-api app (routing, auth, JSON) with
      ``loadtests.naive_search.NaiveSearch`` injected: ``ILIKE '%q%'`` on name and
      description, array operators, facets by ``unnest`` over every match, no index but the
@@ -684,6 +688,7 @@ async def service(side: Side, port: int, issuer: str, workdir: Path) -> Any:
     env = {
         **bench_env(issuer),
         "BENCH_SEARCH_SIDE": side,
+        "BENCH_SEARCH_CACHE": os.environ.get("BENCH_SEARCH_CACHE", "1"),
         "POCDOJO_OIDC_JWKS_URL": f"http://{HOST}:{port}/auth/jwks.json",
     }
     log_path = workdir / f"{side}-uvicorn.log"
@@ -1201,6 +1206,8 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
         f"{info['memory']} RAM | {report.wrk}"
     )
     print(f"project code: {report.code}")
+    cache = "off (--no-cache)" if args.no_cache else "on (repeated queries are cache hits)"
+    print(f"project answer cache: {cache}")
     print(
         f"wrk on the same host: c1 = wrk -t1 -c1, c16 = wrk -t2 -c16; {args.warmup}s warm-up "
         f"then {args.duration}s per row; {LINES_PER_TYPE} queries per type, half on the "
@@ -1297,7 +1304,7 @@ async def bench(args: argparse.Namespace) -> Report:
                 popen = await stack.enter_async_context(service(side, ports[side], issuer, workdir))
                 pids[side] = popen.pid
                 await check_side(f"http://{HOST}:{ports[side]}", side, queries, tokens)
-            for side in SIDES:
+            for side in SIDES if args.sides == "both" else ("project",):
                 base = f"http://{HOST}:{ports[side]}"
                 log(f"{side} ({SIDE_LABEL[side]}): {len(QUERY_TYPES)} types x c1 and c16, mix c16")
                 for connections in (1, 16):
@@ -1339,6 +1346,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--skip-load", action="store_true", help=f"reuse the data already loaded in {DB_NAME}"
     )
     parser.add_argument("--seed", type=int, default=20261125, help="data and query seed")
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="project side without its answer cache (every request runs its statements)",
+    )
+    parser.add_argument(
+        "--sides",
+        choices=("both", "project"),
+        default="both",
+        help="'project' skips the baseline's query runs (its service still answers a check)",
+    )
     parser.add_argument("--upserts", type=int, default=2000, help="single upserts to time")
     parser.add_argument("--lag-writes", type=int, default=50, help="writes for the lag probe")
     parser.add_argument(
@@ -1353,6 +1371,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.chdir(ROOT)
+    os.environ["BENCH_SEARCH_CACHE"] = "0" if args.no_cache else "1"
     try:
         report = asyncio.run(bench(args))
     except BenchError as exc:

@@ -17,6 +17,9 @@ words and with no filter or one language or one tag are read from it, exact, ins
 counted over at most 1,001 matching documents. The writers of ``search.pocs`` keep it in
 step in the same transaction, like ``search.terms``.
 
+``search.tenant_versions`` counts the writes to each tenant's projection: the search
+service caches answers under (tenant, version), so a write invalidates them at once.
+
 Revision ID: 0012_search_speed2
 Revises: 0010_job_observability
 Create Date: 2026-12-04
@@ -79,6 +82,14 @@ def upgrade() -> None:
     );
     grant select, insert, update, delete on search.facets to pocdojo_search;
 
+    -- Bumped by every writer of a tenant's projection in its transaction: the search
+    -- service caches answers under (tenant, version), see pocdojo/storage/search_cache.py.
+    create table search.tenant_versions (
+        tenant_id uuid primary key,
+        version bigint not null
+    );
+    grant select, insert, update on search.tenant_versions to pocdojo_search;
+
     insert into search.facets (tenant_id, filter, kind, value, docs)
     select p.tenant_id, f.filter, v.kind, v.value, count(*)
     from search.pocs p
@@ -100,6 +111,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("""
+    drop table if exists search.tenant_versions;
     drop table if exists search.facets;
     drop index if exists search.pocs_doc_keys;
     drop function if exists

@@ -39,6 +39,7 @@ from pocdojo.storage.search import (
     decode_cursor,
     encode_cursor,
 )
+from pocdojo.storage.search_cache import DEFAULT_CACHE_SIZE, ResultCache
 from pocdojo.types import TenantId
 
 # Facets are counted over at most this many matching documents; below it they are exact.
@@ -219,8 +220,12 @@ class _Sql:
 
 
 class PostgresSearch:
-    def __init__(self, db: Database) -> None:
+    """The default SearchIndex. Answers are cached per process under the tenant's version
+    (``cache_size`` answers, 0 for none; see :mod:`pocdojo.storage.search_cache`)."""
+
+    def __init__(self, db: Database, *, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
         self._db = db
+        self._cache: ResultCache[SearchResult | list[Suggestion]] = ResultCache(cache_size)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -232,11 +237,21 @@ class PostgresSearch:
     async def _lock_tenants(conn: asyncpg.Connection, tenants: list[uuid.UUID]) -> None:
         """Writers of one tenant's projection take turns (document rows and term counts are
         locked in different orders by single upserts and by reindexing); sorted, so that
-        multi-tenant writers cannot deadlock each other."""
-        for tenant in sorted(set(tenants)):
+        multi-tenant writers cannot deadlock each other. Each then bumps the tenant's
+        version in its transaction: cached answers of the tenant are stale once it commits
+        (a write that turns out to change nothing only costs their cache entries)."""
+        ordered = sorted(set(tenants))
+        for tenant in ordered:
             await conn.execute(
                 "select pg_advisory_xact_lock(hashtextextended($1::text, 7))", str(tenant)
             )
+        await conn.execute(
+            """insert into search.tenant_versions (tenant_id, version)
+               select t, 1 from unnest($1::uuid[]) t
+               on conflict (tenant_id)
+               do update set version = search.tenant_versions.version + 1""",
+            ordered,
+        )
 
     async def _upsert(self, conn: asyncpg.Connection, tenant_id: TenantId, doc: SearchDoc) -> bool:
         await self._lock_tenants(conn, [tenant_id])
@@ -534,9 +549,28 @@ class PostgresSearch:
 
     # -- reads --------------------------------------------------------------------------
 
+    async def _version(self, tenant_id: TenantId) -> int:
+        """The tenant's projection version (0 before its first write)."""
+        rows = await self._fetch(
+            "select version from search.tenant_versions where tenant_id = $1", [tenant_id]
+        )
+        return int(rows[0]["version"]) if rows else 0
+
     async def search(self, tenant_id: TenantId, query: SearchQuery) -> SearchResult:
         if not 1 <= query.limit <= MAX_LIMIT:
             raise ValidationFailed([FieldError("query.limit", f"from 1 to {MAX_LIMIT}")])
+        if not self._cache.enabled:
+            return await self._search(tenant_id, query)
+        # The version first: the answer below reads data at least as new (read committed).
+        key = ("search", tenant_id, await self._version(tenant_id), query)
+        cached = self._cache.get(key)
+        if isinstance(cached, SearchResult):
+            return cached
+        result = await self._search(tenant_id, query)
+        self._cache.put(key, result)
+        return result
+
+    async def _search(self, tenant_id: TenantId, query: SearchQuery) -> SearchResult:
         words = terms(query.q)
         if query.q.strip() and not words:
             return SearchResult([], [], [], None)  # only punctuation: nothing can match
@@ -839,6 +873,17 @@ class PostgresSearch:
         words = terms(prefix)
         if not words or not 1 <= limit <= 50:
             return []
+        if not self._cache.enabled:
+            return await self._suggest(tenant_id, words, limit)
+        key = ("suggest", tenant_id, await self._version(tenant_id), tuple(words), limit)
+        cached = self._cache.get(key)
+        if isinstance(cached, list):
+            return list(cached)
+        found = await self._suggest(tenant_id, words, limit)
+        self._cache.put(key, list(found))
+        return found
+
+    async def _suggest(self, tenant_id: TenantId, words: list[str], limit: int) -> list[Suggestion]:
         # Words are [a-z0-9]+ only, so neither pattern can carry LIKE or tsquery syntax.
         # Names starting like it first, in byte order (``~<~``): the order of the
         # text_pattern_ops index that finds the prefix, so the scan stops after ``limit``
