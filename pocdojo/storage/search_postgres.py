@@ -180,6 +180,15 @@ def _top(counter: Counter[str]) -> list[FacetCount]:
     return [FacetCount(v, n) for v, n in ranked]
 
 
+def _typed_unused(body: str, args: list[Any]) -> str:
+    """The CTE ``unused as (select $n::type, ...)`` for the arguments ``body`` does not use
+    (plain filters replaced by keyed conditions): an unused CTE still gives them a type (an
+    untyped parameter is an error). Empty when every argument is used."""
+    used = {int(n) for n in re.findall(r"\$(\d+)", body)}
+    unused = [f"${n}::{_sql_type(args[n - 1])}" for n in range(1, len(args) + 1) if n not in used]
+    return f"unused as (select {', '.join(unused)})" if unused else ""
+
+
 def _sql_type(value: Any) -> str:
     """The SQL type of a bind argument left unused by a statement (so it still has one)."""
     if isinstance(value, list):
@@ -593,7 +602,13 @@ class PostgresSearch:
             facets = asyncio.ensure_future(self._facets(sql, tiers, query, words, vocabulary))
         try:
             if sort == "relevance":
-                rows = await self._relevance_page(sql, tiers, after, query.limit + 1)
+                rows = await self._relevance_page(
+                    sql,
+                    tiers,
+                    after,
+                    query.limit + 1,
+                    self._keyed_tiers(tenant_id, query, words, vocabulary),
+                )
             else:
                 rows = await self._sorted_page(matching, tiers, sort, after, query.limit + 1)
         except BaseException:
@@ -660,16 +675,39 @@ class PostgresSearch:
         cases = " ".join(f"when {condition} then {tier}" for tier, condition in tiers)
         return f"case {cases} else 0 end"
 
+    @staticmethod
+    def _keyed_tiers(
+        tenant_id: TenantId, query: SearchQuery, words: list[str], vocabulary: list[_Word]
+    ) -> dict[int, str] | None:
+        """Tier -> tsquery over ``search.doc_keys`` of its words AND the filters, for a query
+        with words and filters that can all be keyed (None otherwise)."""
+        key = _tenant_key(tenant_id)
+        keyed_filter = _filter_tsquery(key, query) if words else None
+        if keyed_filter is None:
+            return None
+        return {
+            tier: f"({tsquery}) & ({keyed_filter})"
+            for tier, tsquery in _tsqueries(words, vocabulary, key).items()
+        }
+
     async def _relevance_page(
         self,
         sql: _Sql,
         tiers: list[tuple[int, str]],
         after: list[Any] | None,
         wanted: int,
+        keyed: dict[int, str] | None = None,
     ) -> list[asyncpg.Record]:
         """One statement: a LIMITed, newest-first branch per tier, in tier order. The outer
         LIMIT stops the Append once it has enough rows, so later tiers are not even read, and
-        a broad match walks the recency index and stops early."""
+        a broad match walks the recency index and stops early.
+
+        With ``keyed`` (tier -> tsquery over ``search.doc_keys`` of the tier's words AND the
+        filters, given when the query has filters), the word tiers are driven by the
+        tenant-keyed index instead: it hands over exactly the matching rows. Words with
+        filters match few documents, and the plain statement read them from the
+        (tenant_id, tsv) index and tested the filters on the heap: 3,000 rows read for 186
+        matches of a description word with a language and a status (13 ms)."""
         start_tier, after_key = _TIER_EXACT + 1, None
         if after is not None:
             try:
@@ -683,7 +721,14 @@ class PostgresSearch:
         for position, (tier, condition) in enumerate(tiers):
             if tier > start_tier:
                 continue
-            clauses = [*local.where, condition, *(f"not ({c})" for _, c in tiers[:position])]
+            if keyed and tier in keyed:
+                # The keyed query holds the filters: the plain twins are left out (see
+                # _facets for the tenant test as a plain filter).
+                where = ["(tenant_id = $1) is true", "not deleted"]
+                driver = f"{_DOC_KEYS} @@ {local.arg(keyed[tier])}::tsquery"
+            else:
+                where, driver = list(local.where), condition
+            clauses = [*where, driver, *(f"not ({c})" for _, c in tiers[:position])]
             if tier == start_tier and after_key is not None:
                 clauses.append(
                     f"(created_at, id) < ({local.arg(after_key[0])}, {local.arg(after_key[1])})"
@@ -695,8 +740,11 @@ class PostgresSearch:
             )
         if not branches:
             return []
+        body = " union all ".join(branches)
+        typed = _typed_unused(body, local.args)
         rows = await self._fetch(
-            f"select * from ({' union all '.join(branches)}) page limit {limit}", local.args
+            f"{'with ' + typed if typed else ''} select * from ({body}) page limit {limit}",
+            local.args,
         )
         # Append keeps branch order; sorting again costs nothing and states the contract.
         return sorted(rows, key=lambda r: (r["tier"], r["created_at"], r["id"]), reverse=True)
@@ -805,17 +853,9 @@ class PostgresSearch:
                 f"""(select languages, tags from search.pocs
                      where {" and ".join(clauses)} limit {FACET_CAP + 1})"""
             )
-        # Plain twins replaced by keyed conditions leave their arguments unused; an unused
-        # CTE still gives them a type (an untyped parameter is an error).
-        used = {int(n) for n in re.findall(r"\$(\d+)", " ".join(branches))}
-        unused = [
-            f"${n}::{_sql_type(local.args[n - 1])}"
-            for n in range(1, len(local.args) + 1)
-            if n not in used
-        ]
-        typed = f"unused as (select {', '.join(unused)})," if unused else ""
+        typed = _typed_unused(" ".join(branches), local.args)
         rows = await self._fetch(
-            f"""with {typed} m as materialized (
+            f"""with {typed + "," if typed else ""} m as materialized (
                     select * from ({" union all ".join(branches)}) u limit {FACET_CAP + 1})
                 select 'n' as kind, null as v, count(*) as n from m
                 union all

@@ -76,12 +76,17 @@ async def check(index: SearchIndex, tenant: TenantId, live: dict[uuid.UUID, Sear
         SearchQuery(q=name_word),
         SearchQuery(q=name_word[:3]),
         SearchQuery(q=name_word, languages=(some.languages[0],), status=some.status),
+        SearchQuery(q=name_word[:3], tags_any=("kafka", "ml"), year=some.built_on.year),
+        SearchQuery(q="the", owner=OWNERS[1], tags_all=("kafka",)),
     ]
     for query in queries:
         result = await index.search(tenant, query)
         if query.q:
             ids = await all_hit_ids(index, tenant, query)
             matched = [live[i] for i in ids]
+            # Words with filters (the keyed statements) = the words alone, filtered here.
+            unfiltered = await all_hit_ids(index, tenant, SearchQuery(q=query.q))
+            assert ids == {i for i in unfiltered if matches_filters(live[i], query)}, query
         else:
             matched = [d for d in docs if matches_filters(d, query)]
         languages, tags = expected(matched)
