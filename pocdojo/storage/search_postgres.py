@@ -59,6 +59,14 @@ _ON_CONFLICT_REPLACE = """on conflict (tenant_id, id) do update set
 _TIER_EXACT, _TIER_PREFIX, _TIER_FUZZY, _TIER_TEXT = 4, 3, 2, 1
 # Typos: at most this many vocabulary words resembling a query word (the most similar).
 NEAR_WORDS = 8
+# Counting the documents of the words starting like a query word stops after this many
+# words: past it the prefix is broad anyway.
+_WORDS_COUNTED = 200
+# A word tier whose documents the vocabulary bounds by this many is read from the
+# tenant-keyed index (exactly its rows, then sorted), not from the (tenant_id, name_tsv)
+# index, whose prefix scans read every tenant's matches (2-3 ms for "pho" in a tenant of
+# 583 PoCs), or from the recency index, which pays off only for broad matches.
+KEYED_PAGE_MAX = 500
 # Above every character: the words starting like w are those in [w, w || _LAST_CHAR).
 _LAST_CHAR = chr(0x10FFFF)
 # The tenant-keyed tsvector of a row (migration 0012), written exactly as its index is.
@@ -97,6 +105,11 @@ class _Word:
     """Some live name has a word starting with it."""
     near: tuple[str, ...]
     """Name words resembling it (typos) that do not start with it."""
+    prefix_docs: int = 0
+    """Documents whose name has a word starting with it, counted once per such word (an
+    upper bound; at most the first _WORDS_COUNTED such words are counted)."""
+    near_docs: int = 0
+    """Documents whose name has one of the ``near`` words (again an upper bound)."""
 
 
 def _lexeme(word: str) -> str:
@@ -637,19 +650,35 @@ class PostgresSearch:
             """select
                    exists(select 1 from search.name_words n
                           where n.tenant_id = $1 and n.word = q.w and n.docs > 0) as exact,
-                   exists(select 1 from search.name_words n
-                          where n.tenant_id = $1 and n.word >= q.w and n.word < q.w || $3
-                            and n.docs > 0) as prefix,
-                   array(select n.word from search.name_words n
+                   (select coalesce(sum(s.docs), 0) from (
+                       select n.docs from search.name_words n
+                       where n.tenant_id = $1 and n.word >= q.w and n.word < q.w || $3
+                         and n.docs > 0
+                       limit $5) s) as prefix_docs,
+                   near.words as near, near.docs as near_docs
+               from unnest($2::text[] collate "C") with ordinality as q(w, i)
+               cross join lateral (
+                   select coalesce(array_agg(s.word order by s.sim desc, s.word), '{}') as words,
+                          coalesce(sum(s.docs), 0) as docs
+                   from (select n.word, n.docs, word_similarity(q.w, n.word) as sim
+                         from search.name_words n
                          where n.tenant_id = $1 and n.docs > 0 and q.w <% n.word
                            and not (n.word >= q.w and n.word < q.w || $3)
-                         order by word_similarity(q.w, n.word) desc, n.word
-                         limit $4) as near
-               from unnest($2::text[] collate "C") with ordinality as q(w, i)
+                         order by sim desc, n.word
+                         limit $4) s) near
                order by q.i""",
-            [tenant_id, words, _LAST_CHAR, NEAR_WORDS],
+            [tenant_id, words, _LAST_CHAR, NEAR_WORDS, _WORDS_COUNTED],
         )
-        return [_Word(r["exact"], r["prefix"], tuple(r["near"])) for r in rows]
+        return [
+            _Word(
+                exact=r["exact"],
+                prefix=r["prefix_docs"] > 0,
+                near=tuple(r["near"]),
+                prefix_docs=int(r["prefix_docs"]),
+                near_docs=int(r["near_docs"]),
+            )
+            for r in rows
+        ]
 
     @staticmethod
     def _tiers(sql: _Sql, words: list[str], vocabulary: list[_Word]) -> list[tuple[int, str]]:
@@ -678,16 +707,27 @@ class PostgresSearch:
     @staticmethod
     def _keyed_tiers(
         tenant_id: TenantId, query: SearchQuery, words: list[str], vocabulary: list[_Word]
-    ) -> dict[int, str] | None:
-        """Tier -> tsquery over ``search.doc_keys`` of its words AND the filters, for a query
-        with words and filters that can all be keyed (None otherwise)."""
+    ) -> dict[int, str]:
+        """Tier -> tsquery over ``search.doc_keys`` for the word tiers the relevance page
+        reads from the tenant-keyed index: every tier when the query has filters that can
+        all be keyed (its words AND the filters), otherwise the name tiers the vocabulary
+        bounds by KEYED_PAGE_MAX documents (a tier needs every word: its bound is the
+        smallest of its words')."""
+        if not words:
+            return {}
         key = _tenant_key(tenant_id)
-        keyed_filter = _filter_tsquery(key, query) if words else None
-        if keyed_filter is None:
-            return None
+        keyed_filter = _filter_tsquery(key, query)
+        tiers = _tsqueries(words, vocabulary, key)
+        if keyed_filter is not None:
+            return {tier: f"({tsquery}) & ({keyed_filter})" for tier, tsquery in tiers.items()}
+        bounds = {
+            _TIER_PREFIX: min(v.prefix_docs for v in vocabulary),
+            _TIER_FUZZY: min(v.prefix_docs + v.near_docs for v in vocabulary),
+        }
         return {
-            tier: f"({tsquery}) & ({keyed_filter})"
-            for tier, tsquery in _tsqueries(words, vocabulary, key).items()
+            tier: tsquery
+            for tier, tsquery in tiers.items()
+            if bounds.get(tier, KEYED_PAGE_MAX + 1) <= KEYED_PAGE_MAX
         }
 
     async def _relevance_page(
@@ -702,12 +742,11 @@ class PostgresSearch:
         LIMIT stops the Append once it has enough rows, so later tiers are not even read, and
         a broad match walks the recency index and stops early.
 
-        With ``keyed`` (tier -> tsquery over ``search.doc_keys`` of the tier's words AND the
-        filters, given when the query has filters), the word tiers are driven by the
-        tenant-keyed index instead: it hands over exactly the matching rows. Words with
-        filters match few documents, and the plain statement read them from the
-        (tenant_id, tsv) index and tested the filters on the heap: 3,000 rows read for 186
-        matches of a description word with a language and a status (13 ms)."""
+        With ``keyed`` (tier -> tsquery over ``search.doc_keys``, see :meth:`_keyed_tiers`),
+        those tiers are driven by the tenant-keyed index instead: it hands over exactly the
+        matching rows. Words with filters match few documents, and the plain statement read
+        them from the (tenant_id, tsv) index and tested the filters on the heap: 3,000 rows
+        read for 186 matches of a description word with a language and a status (13 ms)."""
         start_tier, after_key = _TIER_EXACT + 1, None
         if after is not None:
             try:
