@@ -175,7 +175,7 @@ def _facet_filter(query: SearchQuery) -> str | None:
     (``'t.<t>'``); None for any other query."""
     if terms(query.q) or query.owner is not None or query.status is not None:
         return None
-    if query.year is not None:
+    if query.year is not None:  # not a dimension of the counts either
         return None
     chosen = [("l.", v) for v in query.languages] + [
         ("t.", v) for v in (*query.tags_all, *query.tags_any)
@@ -879,7 +879,8 @@ class PostgresSearch:
         for position, (tier, condition) in enumerate(tiers or [(0, "true")]):
             parts = [q for q in (keyed.get(tier), keyed_filter) if q is not None]
             if tier == _TIER_EXACT or not parts:
-                # An exact name: the (tenant_id, name_norm) btree finds it.
+                # An exact name (the (tenant_id, name_norm) btree finds it), or nothing
+                # that can be keyed: the plain conditions.
                 where, driver = list(local.where), [condition]
             else:
                 tsquery = " & ".join(f"({q})" for q in parts)
