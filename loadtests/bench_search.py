@@ -1,7 +1,7 @@
 """make bench-search: the search service over 1M PoCs, against a naive ILIKE baseline.
 
     .venv/bin/python -m loadtests.bench_search [--docs 1000000] [--tenants 1000]
-        [--duration 10] [--skip-load] [--seed 20261125]
+        [--duration 10] [--skip-load] [--seed 20261125] [--no-cache] [--sides both|project]
 
 What it does, in one run (about 8 minutes at the default size on the 2-core machine, 6 with
 ``--skip-load``):
@@ -35,8 +35,12 @@ What it does, in one run (about 8 minutes at the default size on the 2-core mach
    the factory ``loadtests.search_service:create``:
 
    * side ``project``: the production search-api app (``create_search_app``) with its
-     default backend ``PostgresSearch`` (role ``pocdojo_search``, the GIN/trigram indexes of
-     migration 0002), mounted with poc-api and the dev issuer as ``create_local_app`` does;
+     default backend ``PostgresSearch`` (role ``pocdojo_search``, the indexes of
+     migrations 0002-0012), mounted with poc-api and the dev issuer as ``create_local_app``
+     does. Its answer cache (keyed by the tenant's index version) is on, as in production:
+     wrk repeats the 400 queries of a type, so after the first round most answers are cache
+     hits; ``--no-cache`` turns it off, and every request runs its statements (the cost of
+     a miss);
    * side ``baseline``: the same search-api app (routing, auth, JSON) with
      ``loadtests.naive_search.NaiveSearch`` injected: ``ILIKE '%q%'`` on name and
      description, array operators, facets by ``unnest`` over every match, no index but the
@@ -418,7 +422,8 @@ async def load(args: argparse.Namespace, sizes: list[int], tenants: list[TenantI
     try:
         await owner.execute(f"delete from {SCHEMA}.meta where key = 'load'")
         await owner.execute(
-            f"truncate search.pocs, search.terms, search.name_words, {SCHEMA}.pocs", timeout=300
+            f"truncate search.pocs, search.terms, search.name_words, search.facets, {SCHEMA}.pocs",
+            timeout=300,
         )
         async with Database(SEARCH_URL, max_size=1, command_timeout=60) as db:
             index = PostgresSearch(db)
@@ -455,7 +460,9 @@ async def load(args: argparse.Namespace, sizes: list[int], tenants: list[TenantI
             t0 = time.perf_counter()
             await owner.execute(f"vacuum analyze {table}", timeout=900)
             if side == "project":
-                await owner.execute("vacuum analyze search.terms, search.name_words", timeout=900)
+                await owner.execute(
+                    "vacuum analyze search.terms, search.name_words, search.facets", timeout=900
+                )
                 stats.project_vacuum_s = time.perf_counter() - t0
             else:
                 stats.baseline_vacuum_s = time.perf_counter() - t0
@@ -681,6 +688,7 @@ async def service(side: Side, port: int, issuer: str, workdir: Path) -> Any:
     env = {
         **bench_env(issuer),
         "BENCH_SEARCH_SIDE": side,
+        "BENCH_SEARCH_CACHE": os.environ.get("BENCH_SEARCH_CACHE", "1"),
         "POCDOJO_OIDC_JWKS_URL": f"http://{HOST}:{port}/auth/jwks.json",
     }
     log_path = workdir / f"{side}-uvicorn.log"
@@ -973,7 +981,7 @@ async def index_sizes() -> dict[str, float]:
     conn = await asyncpg.connect(OWNER_URL, timeout=10)
     try:
         out: dict[str, float] = {}
-        for table in ("search.pocs", "search.terms", f"{SCHEMA}.pocs"):
+        for table in ("search.pocs", "search.terms", "search.facets", f"{SCHEMA}.pocs"):
             row = await conn.fetchrow(
                 "select pg_total_relation_size($1::regclass) as total, "
                 "pg_indexes_size($1::regclass) as indexes",
@@ -1040,6 +1048,7 @@ def rows(report: Report) -> list[dict[str, Any]]:
         "project",
     )
     add("index_size", "search.terms", round(d.get("search.terms total", 0), 1), "MiB", "project")
+    add("index_size", "search.facets", round(d.get("search.facets total", 0), 1), "MiB", "project")
     naive = f"{SCHEMA}.pocs"
     add("index_size", naive, round(d.get(f"{naive} total", 0), 1), "MiB", "baseline")
     add("index_size", f"{naive}_indexes", round(d.get(f"{naive} indexes", 0), 1), "MiB", "baseline")
@@ -1109,7 +1118,8 @@ def other_table(report: Report) -> str:
         (
             "size on disk, table + indexes (MiB)",
             f"{d.get('search.pocs total', 0):,.0f} (indexes {d.get('search.pocs indexes', 0):,.0f})"
-            f" + terms {d.get('search.terms total', 0):,.1f}",
+            f" + terms {d.get('search.terms total', 0):,.1f}"
+            f" + facets {d.get('search.facets total', 0):,.0f}",
             f"{d.get(f'{naive} total', 0):,.0f} (pkey {d.get(f'{naive} indexes', 0):,.0f})",
         ),
     ]
@@ -1196,6 +1206,8 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
         f"{info['memory']} RAM | {report.wrk}"
     )
     print(f"project code: {report.code}")
+    cache = "off (--no-cache)" if args.no_cache else "on (repeated queries are cache hits)"
+    print(f"project answer cache: {cache}")
     print(
         f"wrk on the same host: c1 = wrk -t1 -c1, c16 = wrk -t2 -c16; {args.warmup}s warm-up "
         f"then {args.duration}s per row; {LINES_PER_TYPE} queries per type, half on the "
@@ -1292,7 +1304,7 @@ async def bench(args: argparse.Namespace) -> Report:
                 popen = await stack.enter_async_context(service(side, ports[side], issuer, workdir))
                 pids[side] = popen.pid
                 await check_side(f"http://{HOST}:{ports[side]}", side, queries, tokens)
-            for side in SIDES:
+            for side in SIDES if args.sides == "both" else ("project",):
                 base = f"http://{HOST}:{ports[side]}"
                 log(f"{side} ({SIDE_LABEL[side]}): {len(QUERY_TYPES)} types x c1 and c16, mix c16")
                 for connections in (1, 16):
@@ -1334,6 +1346,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--skip-load", action="store_true", help=f"reuse the data already loaded in {DB_NAME}"
     )
     parser.add_argument("--seed", type=int, default=20261125, help="data and query seed")
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="project side without its answer cache (every request runs its statements)",
+    )
+    parser.add_argument(
+        "--sides",
+        choices=("both", "project"),
+        default="both",
+        help="'project' skips the baseline's query runs (its service still answers a check)",
+    )
     parser.add_argument("--upserts", type=int, default=2000, help="single upserts to time")
     parser.add_argument("--lag-writes", type=int, default=50, help="writes for the lag probe")
     parser.add_argument(
@@ -1348,6 +1371,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.chdir(ROOT)
+    os.environ["BENCH_SEARCH_CACHE"] = "0" if args.no_cache else "1"
     try:
         report = asyncio.run(bench(args))
     except BenchError as exc:

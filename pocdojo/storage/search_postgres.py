@@ -4,8 +4,10 @@ Every statement carries ``tenant_id = $1``; there is no method without a tenant.
 match by word prefix (``name_tsv`` with ``:*``) and by typos: the tenant's name vocabulary
 (``search.name_words``) gives the words resembling each query word (trigram word
 similarity), then ``name_tsv`` finds their documents; descriptions match by full text.
-Facets read tenant-keyed GIN indexes (``search.keyed``, migration 0009), whose posting
-lists hold one tenant's documents only.
+Facets and typeahead read one tenant-keyed GIN index (``search.doc_keys``, migration 0012)
+whose posting lists hold one tenant's documents only and which answers a word tier and every
+filter as one tsquery; the facets of a search without words and with at most one language
+or tag filter come exact from a per-tenant table of counts (``search.facets``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pocdojo.storage.search import (
     decode_cursor,
     encode_cursor,
 )
+from pocdojo.storage.search_cache import DEFAULT_CACHE_SIZE, ResultCache
 from pocdojo.types import TenantId
 
 # Facets are counted over at most this many matching documents; below it they are exact.
@@ -56,13 +59,31 @@ _ON_CONFLICT_REPLACE = """on conflict (tenant_id, id) do update set
 _TIER_EXACT, _TIER_PREFIX, _TIER_FUZZY, _TIER_TEXT = 4, 3, 2, 1
 # Typos: at most this many vocabulary words resembling a query word (the most similar).
 NEAR_WORDS = 8
+# Counting the documents of the words starting like a query word stops after this many
+# words: past it the prefix is broad anyway.
+_WORDS_COUNTED = 200
+# A word tier whose documents the vocabulary bounds by this many is read from the
+# tenant-keyed index (exactly its rows, then sorted), not from the (tenant_id, name_tsv)
+# index, whose prefix scans read every tenant's matches (2-3 ms for "pho" in a tenant of
+# 583 PoCs), or from the recency index, which pays off only for broad matches.
+KEYED_PAGE_MAX = 500
 # Above every character: the words starting like w are those in [w, w || _LAST_CHAR).
 _LAST_CHAR = chr(0x10FFFF)
+# The tenant-keyed tsvector of a row (migration 0012), written exactly as its index is.
+_DOC_KEYS = "search.doc_keys(tenant_id, name_tsv, tsv, languages, tags, status, year, owner_id)"
 
 
 # Per-connection settings of the search role: typos with a dropped letter score ~0.55
 # (0.6 missed one in four in the benchmark); queries are small, so no parallel workers or JIT.
+# Custom plans always: asyncpg prepares every statement, and after five executions PostgreSQL
+# switches to the generic plan when its estimate is cheaper. Without the parameter values the
+# estimates are blind to the tenant's size and to how common a value is, and the generic plans
+# it chose on the 1,000,000-PoC bench read every matching row of a 100,000-PoC tenant: a
+# language filter as a bitmap over 25,000 rows and a sort (380 ms) instead of a walk of the
+# recency index that stops after 21 rows (0.4 ms), typeahead 100 ms instead of 3 ms at p95.
+# Planning each statement costs 0.1-2 ms, far less.
 SEARCH_SERVER_SETTINGS = {
+    "plan_cache_mode": "force_custom_plan",
     "pg_trgm.word_similarity_threshold": "0.5",
     "max_parallel_workers_per_gather": "0",
     "jit": "off",
@@ -84,6 +105,11 @@ class _Word:
     """Some live name has a word starting with it."""
     near: tuple[str, ...]
     """Name words resembling it (typos) that do not start with it."""
+    prefix_docs: int = 0
+    """Documents whose name has a word starting with it, counted once per such word (an
+    upper bound; at most the first _WORDS_COUNTED such words are counted)."""
+    near_docs: int = 0
+    """Documents whose name has one of the ``near`` words (again an upper bound)."""
 
 
 def _lexeme(word: str) -> str:
@@ -97,22 +123,104 @@ def _tenant_key(tenant_id: uuid.UUID) -> str:
     return hashlib.md5(str(tenant_id).encode(), usedforsecurity=False).hexdigest()[:10] + "."
 
 
-def _tsqueries(words: list[str], vocabulary: list[_Word], key: str = "") -> dict[int, str]:
-    """The tsquery of each word tier that can match (prefix, fuzzy, text), its lexemes
-    prefixed by ``key``. Quoted lexemes, cast without parsing: vocabulary words may hold
-    any character, query words are [a-z0-9]+."""
+def _tsqueries(words: list[str], vocabulary: list[_Word], key: str | None = None) -> dict[int, str]:
+    """The tsquery of each word tier that can match (prefix, fuzzy, text). With the tenant's
+    ``key``, for ``search.doc_keys``: name words as ``<key>n.<w>``, words of the name and
+    description as ``<key>w.<w>``; without, for ``name_tsv`` and ``tsv``. Quoted lexemes,
+    cast without parsing: vocabulary words may hold any character, query words are
+    [a-z0-9]+."""
+    name, text = (key + "n.", key + "w.") if key is not None else ("", "")
     queries: dict[int, str] = {}
     # A prefix match needs every query word to start some name word; a fuzzy one, every
     # query word to start or resemble one (and one of them to resemble one).
     if all(v.prefix for v in vocabulary):
-        queries[_TIER_PREFIX] = " & ".join(f"{_lexeme(key + w)}:*" for w in words)
+        queries[_TIER_PREFIX] = " & ".join(f"{_lexeme(name + w)}:*" for w in words)
     if any(v.near for v in vocabulary) and all(v.prefix or v.near for v in vocabulary):
         queries[_TIER_FUZZY] = " & ".join(
-            "(" + " | ".join([f"{_lexeme(key + w)}:*", *(_lexeme(key + n) for n in v.near)]) + ")"
+            "(" + " | ".join([f"{_lexeme(name + w)}:*", *(_lexeme(name + n) for n in v.near)]) + ")"
             for w, v in zip(words, vocabulary, strict=True)
         )
-    queries[_TIER_TEXT] = " & ".join(_lexeme(key + w) for w in words)
+    queries[_TIER_TEXT] = " & ".join(_lexeme(text + w) for w in words)
     return queries
+
+
+def _filter_tsquery(key: str, query: SearchQuery) -> str | None:
+    """Every filter of ``query`` as one tsquery over ``search.doc_keys`` (None without
+    filters, or when a value is empty: ``doc_keys`` has no lexeme for an empty value, so
+    the plain conditions must decide)."""
+    parts: list[str] = []
+    for kind, values, op in (
+        ("l.", query.languages, " | "),
+        ("t.", query.tags_all, " & "),
+        ("t.", query.tags_any, " | "),
+    ):
+        if values:
+            if not all(values):
+                return None
+            parts.append("(" + op.join(_lexeme(key + kind + v) for v in values) + ")")
+    if query.owner is not None:
+        parts.append(_lexeme(f"{key}o.{query.owner}"))
+    if query.status is not None:
+        if not query.status:
+            return None
+        parts.append(_lexeme(f"{key}s.{query.status}"))
+    if query.year is not None:
+        parts.append(_lexeme(f"{key}y.{query.year}"))
+    return " & ".join(parts) or None
+
+
+def _facet_filter(query: SearchQuery) -> str | None:
+    """The ``search.facets`` row group holding this query's exact facets: a query without
+    words and with no filter (``''``) or one language (``'l.<l>'``) or one tag
+    (``'t.<t>'``); None for any other query."""
+    if terms(query.q) or query.owner is not None or query.status is not None:
+        return None
+    if query.year is not None:  # not a dimension of the counts either
+        return None
+    chosen = [("l.", v) for v in query.languages] + [
+        ("t.", v) for v in (*query.tags_all, *query.tags_any)
+    ]
+    if not chosen:
+        return ""
+    if len(chosen) == 1 and chosen[0][1]:
+        return chosen[0][0] + chosen[0][1]
+    return None
+
+
+def _top(counter: Counter[str]) -> list[FacetCount]:
+    """The FACET_SIZE most frequent values, ties by value."""
+    ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:FACET_SIZE]
+    return [FacetCount(v, n) for v, n in ranked]
+
+
+def _typed_unused(body: str, args: list[Any]) -> str:
+    """The CTE ``unused as (select $n::type, ...)`` for the arguments ``body`` does not use
+    (plain filters replaced by keyed conditions): an unused CTE still gives them a type (an
+    untyped parameter is an error). Empty when every argument is used."""
+    used = {int(n) for n in re.findall(r"\$(\d+)", body)}
+    unused = [f"${n}::{_sql_type(args[n - 1])}" for n in range(1, len(args) + 1) if n not in used]
+    return f"unused as (select {', '.join(unused)})" if unused else ""
+
+
+def _sql_type(value: Any) -> str:
+    """The SQL type of a bind argument left unused by a statement (so it still has one)."""
+    if isinstance(value, list):
+        return "text[]"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, uuid.UUID):
+        return "uuid"
+    return "text"
+
+
+def _facet_keys(languages: Iterable[str], tags: Iterable[str]) -> set[tuple[str, str, str]]:
+    """The ``search.facets`` rows (filter, kind, value) one live document counts in."""
+    langs, tagset = {v for v in languages if v}, {v for v in tags if v}
+    filters = ["", *(f"l.{v}" for v in langs), *(f"t.{v}" for v in tagset)]
+    values = [*(("l", v) for v in langs), *(("t", v) for v in tagset)]
+    return {(f, k, v) for f in filters for k, v in values}
 
 
 class _Sql:
@@ -134,8 +242,12 @@ class _Sql:
 
 
 class PostgresSearch:
-    def __init__(self, db: Database) -> None:
+    """The default SearchIndex. Answers are cached per process under the tenant's version
+    (``cache_size`` answers, 0 for none; see :mod:`pocdojo.storage.search_cache`)."""
+
+    def __init__(self, db: Database, *, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
         self._db = db
+        self._cache: ResultCache[SearchResult | list[Suggestion]] = ResultCache(cache_size)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -147,11 +259,21 @@ class PostgresSearch:
     async def _lock_tenants(conn: asyncpg.Connection, tenants: list[uuid.UUID]) -> None:
         """Writers of one tenant's projection take turns (document rows and term counts are
         locked in different orders by single upserts and by reindexing); sorted, so that
-        multi-tenant writers cannot deadlock each other."""
-        for tenant in sorted(set(tenants)):
+        multi-tenant writers cannot deadlock each other. Each then bumps the tenant's
+        version in its transaction: cached answers of the tenant are stale once it commits
+        (a write that turns out to change nothing only costs their cache entries)."""
+        ordered = sorted(set(tenants))
+        for tenant in ordered:
             await conn.execute(
                 "select pg_advisory_xact_lock(hashtextextended($1::text, 7))", str(tenant)
             )
+        await conn.execute(
+            """insert into search.tenant_versions (tenant_id, version)
+               select t, 1 from unnest($1::uuid[]) t
+               on conflict (tenant_id)
+               do update set version = search.tenant_versions.version + 1""",
+            ordered,
+        )
 
     async def _upsert(self, conn: asyncpg.Connection, tenant_id: TenantId, doc: SearchDoc) -> bool:
         await self._lock_tenants(conn, [tenant_id])
@@ -262,6 +384,38 @@ class PostgresSearch:
                     kind,
                     removed,
                 )
+        await PostgresSearch._count_facets(conn, tenant_id, before=before, after=after)
+
+    @staticmethod
+    async def _count_facets(
+        conn: asyncpg.Connection,
+        tenant_id: TenantId,
+        *,
+        before: tuple[list[str], list[str]],
+        after: tuple[list[str], list[str]],
+    ) -> None:
+        """Keep ``search.facets`` in step: +1 for the (filter, kind, value) rows the document
+        now counts in, -1 for those it no longer does (rows are sorted, so concurrent
+        writers of the tenant, serialized anyway by the tenant lock, take them in order)."""
+        old, new = _facet_keys(*before), _facet_keys(*after)
+        added, removed = sorted(new - old), sorted(old - new)
+        if added:
+            await conn.execute(
+                """insert into search.facets (tenant_id, filter, kind, value, docs)
+                   select $1, f, k, v, 1 from unnest($2::text[], $3::text[], $4::text[]) x(f, k, v)
+                   on conflict (tenant_id, filter, kind, value)
+                   do update set docs = search.facets.docs + 1""",
+                tenant_id,
+                *(list(column) for column in zip(*added, strict=True)),
+            )
+        if removed:
+            await conn.execute(
+                """update search.facets s set docs = greatest(s.docs - 1, 0)
+                   from unnest($2::text[], $3::text[], $4::text[]) x(f, k, v)
+                   where s.tenant_id = $1 and s.filter = x.f and s.kind = x.k and s.value = x.v""",
+                tenant_id,
+                *(list(column) for column in zip(*removed, strict=True)),
+            )
 
     @staticmethod
     async def _count_words(
@@ -344,8 +498,8 @@ class PostgresSearch:
 
     @staticmethod
     async def _recount_terms(conn: asyncpg.Connection, tenants: list[uuid.UUID]) -> None:
-        """Recount the typeahead terms and the name vocabulary of these tenants from their
-        documents."""
+        """Recount the typeahead terms, the facet counts and the name vocabulary of these
+        tenants from their documents."""
         await conn.execute(
             "delete from search.terms where tenant_id = any($1::uuid[])",
             tenants,
@@ -358,6 +512,29 @@ class PostgresSearch:
                union all
                select tenant_id, 'tag', v, count(*) from search.pocs, unnest(tags) v
                where tenant_id = any($1::uuid[]) and not deleted group by tenant_id, v""",
+            tenants,
+            timeout=BULK_TIMEOUT_S,
+        )
+        await conn.execute(
+            "delete from search.facets where tenant_id = any($1::uuid[])",
+            tenants,
+            timeout=BULK_TIMEOUT_S,
+        )
+        await conn.execute(
+            """insert into search.facets (tenant_id, filter, kind, value, docs)
+               select p.tenant_id, f.filter, v.kind, v.value, count(*)
+               from search.pocs p
+               cross join lateral (
+                   select '' as filter
+                   union all select distinct 'l.' || x from unnest(p.languages) x where x <> ''
+                   union all select distinct 't.' || x from unnest(p.tags) x where x <> '') f
+               cross join lateral (
+                   select distinct 'l' as kind, x as value from unnest(p.languages) x
+                   where x <> ''
+                   union all
+                   select distinct 't', x from unnest(p.tags) x where x <> '') v
+               where p.tenant_id = any($1::uuid[]) and not p.deleted
+               group by 1, 2, 3, 4""",
             tenants,
             timeout=BULK_TIMEOUT_S,
         )
@@ -394,9 +571,28 @@ class PostgresSearch:
 
     # -- reads --------------------------------------------------------------------------
 
+    async def _version(self, tenant_id: TenantId) -> int:
+        """The tenant's projection version (0 before its first write)."""
+        rows = await self._fetch(
+            "select version from search.tenant_versions where tenant_id = $1", [tenant_id]
+        )
+        return int(rows[0]["version"]) if rows else 0
+
     async def search(self, tenant_id: TenantId, query: SearchQuery) -> SearchResult:
         if not 1 <= query.limit <= MAX_LIMIT:
             raise ValidationFailed([FieldError("query.limit", f"from 1 to {MAX_LIMIT}")])
+        if not self._cache.enabled:
+            return await self._search(tenant_id, query)
+        # The version first: the answer below reads data at least as new (read committed).
+        key = ("search", tenant_id, await self._version(tenant_id), query)
+        cached = self._cache.get(key)
+        if isinstance(cached, SearchResult):
+            return cached
+        result = await self._search(tenant_id, query)
+        self._cache.put(key, result)
+        return result
+
+    async def _search(self, tenant_id: TenantId, query: SearchQuery) -> SearchResult:
         words = terms(query.q)
         if query.q.strip() and not words:
             return SearchResult([], [], [], None)  # only punctuation: nothing can match
@@ -419,7 +615,13 @@ class PostgresSearch:
             facets = asyncio.ensure_future(self._facets(sql, tiers, query, words, vocabulary))
         try:
             if sort == "relevance":
-                rows = await self._relevance_page(sql, tiers, after, query.limit + 1)
+                rows = await self._relevance_page(
+                    sql,
+                    tiers,
+                    after,
+                    query.limit + 1,
+                    self._keyed_tiers(tenant_id, query, words, vocabulary),
+                )
             else:
                 rows = await self._sorted_page(matching, tiers, sort, after, query.limit + 1)
         except BaseException:
@@ -448,19 +650,35 @@ class PostgresSearch:
             """select
                    exists(select 1 from search.name_words n
                           where n.tenant_id = $1 and n.word = q.w and n.docs > 0) as exact,
-                   exists(select 1 from search.name_words n
-                          where n.tenant_id = $1 and n.word >= q.w and n.word < q.w || $3
-                            and n.docs > 0) as prefix,
-                   array(select n.word from search.name_words n
+                   (select coalesce(sum(s.docs), 0) from (
+                       select n.docs from search.name_words n
+                       where n.tenant_id = $1 and n.word >= q.w and n.word < q.w || $3
+                         and n.docs > 0
+                       limit $5) s) as prefix_docs,
+                   near.words as near, near.docs as near_docs
+               from unnest($2::text[] collate "C") with ordinality as q(w, i)
+               cross join lateral (
+                   select coalesce(array_agg(s.word order by s.sim desc, s.word), '{}') as words,
+                          coalesce(sum(s.docs), 0) as docs
+                   from (select n.word, n.docs, word_similarity(q.w, n.word) as sim
+                         from search.name_words n
                          where n.tenant_id = $1 and n.docs > 0 and q.w <% n.word
                            and not (n.word >= q.w and n.word < q.w || $3)
-                         order by word_similarity(q.w, n.word) desc, n.word
-                         limit $4) as near
-               from unnest($2::text[] collate "C") with ordinality as q(w, i)
+                         order by sim desc, n.word
+                         limit $4) s) near
                order by q.i""",
-            [tenant_id, words, _LAST_CHAR, NEAR_WORDS],
+            [tenant_id, words, _LAST_CHAR, NEAR_WORDS, _WORDS_COUNTED],
         )
-        return [_Word(r["exact"], r["prefix"], tuple(r["near"])) for r in rows]
+        return [
+            _Word(
+                exact=r["exact"],
+                prefix=r["prefix_docs"] > 0,
+                near=tuple(r["near"]),
+                prefix_docs=int(r["prefix_docs"]),
+                near_docs=int(r["near_docs"]),
+            )
+            for r in rows
+        ]
 
     @staticmethod
     def _tiers(sql: _Sql, words: list[str], vocabulary: list[_Word]) -> list[tuple[int, str]]:
@@ -486,16 +704,49 @@ class PostgresSearch:
         cases = " ".join(f"when {condition} then {tier}" for tier, condition in tiers)
         return f"case {cases} else 0 end"
 
+    @staticmethod
+    def _keyed_tiers(
+        tenant_id: TenantId, query: SearchQuery, words: list[str], vocabulary: list[_Word]
+    ) -> dict[int, str]:
+        """Tier -> tsquery over ``search.doc_keys`` for the word tiers the relevance page
+        reads from the tenant-keyed index: every tier when the query has filters that can
+        all be keyed (its words AND the filters), otherwise the name tiers the vocabulary
+        bounds by KEYED_PAGE_MAX documents (a tier needs every word: its bound is the
+        smallest of its words')."""
+        if not words:
+            return {}
+        key = _tenant_key(tenant_id)
+        keyed_filter = _filter_tsquery(key, query)
+        tiers = _tsqueries(words, vocabulary, key)
+        if keyed_filter is not None:
+            return {tier: f"({tsquery}) & ({keyed_filter})" for tier, tsquery in tiers.items()}
+        bounds = {
+            _TIER_PREFIX: min(v.prefix_docs for v in vocabulary),
+            _TIER_FUZZY: min(v.prefix_docs + v.near_docs for v in vocabulary),
+        }
+        return {
+            tier: tsquery
+            for tier, tsquery in tiers.items()
+            if bounds.get(tier, KEYED_PAGE_MAX + 1) <= KEYED_PAGE_MAX
+        }
+
     async def _relevance_page(
         self,
         sql: _Sql,
         tiers: list[tuple[int, str]],
         after: list[Any] | None,
         wanted: int,
+        keyed: dict[int, str] | None = None,
     ) -> list[asyncpg.Record]:
         """One statement: a LIMITed, newest-first branch per tier, in tier order. The outer
         LIMIT stops the Append once it has enough rows, so later tiers are not even read, and
-        a broad match walks the recency index and stops early."""
+        a broad match walks the recency index and stops early.
+
+        With ``keyed`` (tier -> tsquery over ``search.doc_keys``, see :meth:`_keyed_tiers`),
+        those tiers are driven by the tenant-keyed index instead: it hands over exactly the
+        matching rows. Words with filters match few documents, and the plain statement read
+        them from the (tenant_id, tsv) index and tested the filters on the heap: 3,000 rows
+        read for 186 matches of a description word with a language and a status (13 ms)."""
         start_tier, after_key = _TIER_EXACT + 1, None
         if after is not None:
             try:
@@ -509,7 +760,14 @@ class PostgresSearch:
         for position, (tier, condition) in enumerate(tiers):
             if tier > start_tier:
                 continue
-            clauses = [*local.where, condition, *(f"not ({c})" for _, c in tiers[:position])]
+            if keyed and tier in keyed:
+                # The keyed query holds the filters: the plain twins are left out (see
+                # _facets for the tenant test as a plain filter).
+                where = ["(tenant_id = $1) is true", "not deleted"]
+                driver = f"{_DOC_KEYS} @@ {local.arg(keyed[tier])}::tsquery"
+            else:
+                where, driver = list(local.where), condition
+            clauses = [*where, driver, *(f"not ({c})" for _, c in tiers[:position])]
             if tier == start_tier and after_key is not None:
                 clauses.append(
                     f"(created_at, id) < ({local.arg(after_key[0])}, {local.arg(after_key[1])})"
@@ -521,8 +779,11 @@ class PostgresSearch:
             )
         if not branches:
             return []
+        body = " union all ".join(branches)
+        typed = _typed_unused(body, local.args)
         rows = await self._fetch(
-            f"select * from ({' union all '.join(branches)}) page limit {limit}", local.args
+            f"{'with ' + typed if typed else ''} select * from ({body}) page limit {limit}",
+            local.args,
         )
         # Append keeps branch order; sorting again costs nothing and states the contract.
         return sorted(rows, key=lambda r: (r["tier"], r["created_at"], r["id"]), reverse=True)
@@ -586,64 +847,55 @@ class PostgresSearch:
         words: list[str],
         vocabulary: list[_Word],
     ) -> tuple[list[FacetCount], list[FacetCount], bool]:
-        """Top languages and tags of the matches: exact up to FACET_CAP matching documents;
-        beyond that (third value False) counted over FACET_CAP of them, taken from the best
-        tiers first.
+        """Top languages and tags of the matches.
+
+        Without words and with no filter or a single language or tag: exact, from the
+        tenant's counts (``search.facets``). Otherwise exact up to FACET_CAP matching
+        documents; beyond that (third value False) counted over FACET_CAP of them, taken
+        from the best tiers first.
 
         The tiers are disjoint branches of one Append, each LIMITed, and the outer LIMIT
         stops it: a broad query reads FACET_CAP + 1 rows of its best tiers and never runs
-        the weaker ones. Each branch is driven by a tenant-keyed GIN index (lexemes
-        prefixed by the tenant's key, see migration 0009), whose posting lists hold only
-        this tenant's documents; the tenant test is then a plain filter (``is true`` keeps
-        it out of the index conditions: ANDing a bitmap of the tenant's 100,000 rows cost
-        more than the whole keyed scan)."""
+        the weaker ones. Each branch is one tsquery over the tenant-keyed index
+        (``search.doc_keys``, migration 0012): the tier's words AND every filter, so the
+        index hands over only matching rows. The tenant test is then a plain filter (``is
+        true`` keeps it out of the index conditions: ANDing a bitmap of the tenant's
+        100,000 rows cost more than the whole keyed scan); the plain filter conditions are
+        left out, their keyed twins select the same rows of this tenant, and the planner
+        would otherwise read them from the (tenant_id, ...) GIN indexes: every tenant's
+        matches."""
         local = _Sql.copy(sql)
-        key = _tenant_key(local.args[0])
-        guard = "(tenant_id = $1) is true"
-        keyed: dict[int, str] = {}
-        for tier, tsquery in (_tsqueries(words, vocabulary, key) if words else {}).items():
-            column = "tsv" if tier == _TIER_TEXT else "name_tsv"
-            keyed[tier] = f"search.keyed(tenant_id, {column}) @@ {local.arg(tsquery)}::tsquery"
-        filters, replaced = [], []
-        for column, values, op, plain in (
-            ("languages", query.languages, " | ", "languages && "),
-            ("tags", query.tags_all, " & ", "tags @> "),
-            ("tags", query.tags_any, " | ", "tags && "),
-        ):
-            if values and all(values) and not tiers:  # word tiers drive their own branches
-                tsquery = op.join(_lexeme(key + v) for v in values)
-                filters.append(
-                    f"search.keyed(tenant_id, array_to_tsvector(array_remove({column}, ''))) "
-                    f"@@ {local.arg(tsquery)}::tsquery"
-                )
-                replaced.append(plain)
+        tenant = local.args[0]
+        group = _facet_filter(query)
+        if group is not None:
+            return await self._counted_facets(tenant, group)
+        key = _tenant_key(tenant)
+        keyed_filter = _filter_tsquery(key, query)
+        keyed = _tsqueries(words, vocabulary, key) if words else {}
+        guarded = ["(tenant_id = $1) is true", "not deleted"]
+        if keyed_filter is None:
+            guarded += local.where[2:]  # plain filters, when they cannot be keyed
         branches = []
         for position, (tier, condition) in enumerate(tiers or [(0, "true")]):
-            where, driver = list(local.where), [condition]
-            # A keyed condition replaces its plain twin (same rows for this tenant), which
-            # the planner would otherwise read from the old (tenant_id, ...) GIN index
-            # without its tenant column: every tenant's matches.
-            if tier in keyed:
-                where[0], driver = guard, [keyed[tier]]
-            elif filters:
-                where = [guard, *(c for c in where[1:] if not c.startswith(tuple(replaced)))]
-                driver = filters
+            parts = [q for q in (keyed.get(tier), keyed_filter) if q is not None]
+            if tier == _TIER_EXACT or not parts:
+                # An exact name (the (tenant_id, name_norm) btree finds it), or nothing
+                # that can be keyed: the plain conditions.
+                where, driver = list(local.where), [condition]
+            else:
+                tsquery = " & ".join(f"({q})" for q in parts)
+                where = guarded
+                driver = [f"{_DOC_KEYS} @@ {local.arg(tsquery)}::tsquery"]
+                if tier not in keyed:
+                    driver.append(condition)
             clauses = [*where, *driver, *(f"not ({c})" for _, c in tiers[:position])]
             branches.append(
                 f"""(select languages, tags from search.pocs
                      where {" and ".join(clauses)} limit {FACET_CAP + 1})"""
             )
-        # Plain twins replaced by keyed conditions leave their arguments unused; an unused
-        # CTE still gives them a type (an untyped parameter is an error).
-        used = {int(n) for n in re.findall(r"\$(\d+)", " ".join(branches))}
-        unused = [
-            f"${n}::{'text[]' if isinstance(local.args[n - 1], list) else 'text'}"
-            for n in range(1, len(local.args) + 1)
-            if n not in used
-        ]
-        typed = f"unused as (select {', '.join(unused)})," if unused else ""
+        typed = _typed_unused(" ".join(branches), local.args)
         rows = await self._fetch(
-            f"""with {typed} m as materialized (
+            f"""with {typed + "," if typed else ""} m as materialized (
                     select * from ({" union all ".join(branches)}) u limit {FACET_CAP + 1})
                 select 'n' as kind, null as v, count(*) as n from m
                 union all
@@ -661,12 +913,21 @@ class PostgresSearch:
                 matched = row["n"]
             else:
                 counts[row["kind"]][row["v"]] = row["n"]
+        return _top(counts["l"]), _top(counts["t"]), matched <= FACET_CAP
 
-        def top(counter: Counter[str]) -> list[FacetCount]:
-            ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:FACET_SIZE]
-            return [FacetCount(v, n) for v, n in ranked]
-
-        return top(counts["l"]), top(counts["t"]), matched <= FACET_CAP
+    async def _counted_facets(
+        self, tenant_id: TenantId, group: str
+    ) -> tuple[list[FacetCount], list[FacetCount], bool]:
+        """Exact facets from the tenant's counts (see :func:`_facet_filter`)."""
+        rows = await self._fetch(
+            """select kind, value, docs from search.facets
+               where tenant_id = $1 and filter = $2 and docs > 0""",
+            [tenant_id, group],
+        )
+        counts: dict[str, Counter[str]] = {"l": Counter(), "t": Counter()}
+        for row in rows:
+            counts[row["kind"]][row["value"]] = row["docs"]
+        return _top(counts["l"]), _top(counts["t"]), True
 
     @staticmethod
     def _hit(row: asyncpg.Record, words: list[str]) -> SearchHit:
@@ -692,17 +953,30 @@ class PostgresSearch:
         words = terms(prefix)
         if not words or not 1 <= limit <= 50:
             return []
+        if not self._cache.enabled:
+            return await self._suggest(tenant_id, words, limit)
+        key = ("suggest", tenant_id, await self._version(tenant_id), tuple(words), limit)
+        cached = self._cache.get(key)
+        if isinstance(cached, list):
+            return list(cached)
+        found = await self._suggest(tenant_id, words, limit)
+        self._cache.put(key, list(found))
+        return found
+
+    async def _suggest(self, tenant_id: TenantId, words: list[str], limit: int) -> list[Suggestion]:
         # Words are [a-z0-9]+ only, so neither pattern can carry LIKE or tsquery syntax.
-        # Names with a word starting like it: the tenant-keyed index (see _facets); with
-        # the plain (tenant_id, name_tsv) index the planner chose a sequential scan that
-        # read 1,300-12,600 pages before it found ten names of the 100,000-PoC tenant.
-        # Names in byte order (``~<~``): the order of the text_pattern_ops index that finds
-        # the prefix, so the scan stops after ``limit`` names; the default collation's order
-        # walked the tenant's names from "a" up to the prefix (22,000 rows for "con").
+        # Names starting like it first, in byte order (``~<~``): the order of the
+        # text_pattern_ops index that finds the prefix, so the scan stops after ``limit``
+        # names (the default collation's order walked the tenant's names from "a" up to the
+        # prefix: 22,000 rows for "con"). Then names with a word starting like it, from the
+        # tenant-keyed index (see _facets), only when the first branch found too few: the
+        # outer LIMIT stops the Append (a broad prefix such as "wit" has 25,000 documents in
+        # the 100,000-PoC tenant, and the keyed branch built their whole bitmap every time).
         name_like, term_like = " ".join(words) + "%", "-".join(words) + "%"
-        tsq = " & ".join(f"{_lexeme(_tenant_key(tenant_id) + w)}:*" for w in words)
+        key = _tenant_key(tenant_id) + "n."
+        tsq = " & ".join(f"{_lexeme(key + w)}:*" for w in words)
         rows = await self._fetch(
-            """(select 'tag' as kind, value, null::uuid as id from search.terms
+            f"""(select 'tag' as kind, value, null::uuid as id from search.terms
                 where tenant_id = $1 and kind = 'tag' and docs > 0 and value like $4
                 order by docs desc, value limit $3)
                union all
@@ -710,13 +984,15 @@ class PostgresSearch:
                 where tenant_id = $1 and kind = 'language' and docs > 0 and value like $4
                 order by docs desc, value limit $3)
                union all
-               (select 'name', name, id from search.pocs
-                where tenant_id = $1 and not deleted and name_norm like $5
-                order by name_norm using ~<~ limit $3)
-               union all
-               (select 'name', name, id from search.pocs
-                where (tenant_id = $1) is true and not deleted
-                  and search.keyed(tenant_id, name_tsv) @@ $2::tsquery
+               (select * from (
+                   (select 'name', name, id from search.pocs
+                    where tenant_id = $1 and not deleted and name_norm like $5
+                    order by name_norm using ~<~ limit $3)
+                   union all
+                   (select 'name', name, id from search.pocs
+                    where (tenant_id = $1) is true and not deleted
+                      and {_DOC_KEYS} @@ $2::tsquery and name_norm not like $5
+                    limit $3)) names
                 limit $3)""",
             [tenant_id, tsq, limit, term_like, name_like],
         )
