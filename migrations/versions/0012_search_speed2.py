@@ -28,7 +28,7 @@ Create Date: 2026-12-04
 from alembic import op
 
 revision = "0012_search_speed2"
-down_revision = "0010_job_observability"
+down_revision = "0011_report_speed"
 branch_labels = None
 depends_on = None
 
