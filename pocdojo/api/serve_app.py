@@ -121,7 +121,7 @@ class DojoGatewayWorker(_BackgroundWorker):
         from pocdojo.gateway.server import run_gateway
         from pocdojo.settings import get_settings
 
-        await run_gateway(get_settings(), stop)
+        await run_gateway(get_settings(), stop, own_process=True)
 
 
 @serve.deployment(name="Identity")

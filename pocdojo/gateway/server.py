@@ -218,8 +218,11 @@ async def run_gateway(
     *,
     started: asyncio.Event | None = None,
     expose: Callable[[Gateway], object] | None = None,
+    own_process: bool = False,
 ) -> None:
-    """Serve dojo websockets on ``dojo_gateway_host:dojo_gateway_port`` until ``stop``."""
+    """Serve dojo websockets on ``dojo_gateway_host:dojo_gateway_port`` until ``stop``.
+    ``own_process``: the process is the gateway's alone (a Serve replica, the standalone
+    server), so its garbage collector may be tuned for it (`_quiet_gc`)."""
     observe_process("dojo-gateway")
     async with open_services(settings) as services:
         gateway = Gateway(services)
@@ -241,7 +244,8 @@ async def run_gateway(
                 )
                 if started is not None:
                     started.set()
-                _quiet_gc()
+                if own_process:
+                    _quiet_gc()
                 await stop.wait()
         finally:
             if gateway.hub.host is not None:
@@ -266,7 +270,7 @@ def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_gateway(get_settings(), stop)
+        await run_gateway(get_settings(), stop, own_process=True)
 
     asyncio.run(run())
 
