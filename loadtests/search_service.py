@@ -32,6 +32,7 @@ from pocdojo.api.asgi import prefix_dispatcher
 from pocdojo.api.identity import create_identity_app
 from pocdojo.api.poc_app import create_poc_app
 from pocdojo.api.search_app import create_search_app
+from pocdojo.runtime import quiet_gc
 from pocdojo.settings import Settings, get_settings
 from pocdojo.storage.search_postgres import PostgresSearch, open_search_database
 
@@ -49,6 +50,7 @@ async def open_uncached_index(settings: Settings) -> AsyncIterator[object]:
 
 
 def create() -> Starlette:
+    quiet_gc()  # as the search-api replica does (pocdojo.api.serve_app), for both sides
     settings = get_settings()
     side = os.environ.get(SIDE_ENV, "project")
     if side == "project":

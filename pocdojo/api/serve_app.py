@@ -36,7 +36,9 @@ class PocApi:
 
 def _build_search_app() -> Starlette:
     from pocdojo.api.search_app import create_search_app
+    from pocdojo.runtime import quiet_gc
 
+    quiet_gc()  # the replica's process serves searches alone
     return create_search_app()
 
 

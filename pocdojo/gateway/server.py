@@ -11,7 +11,6 @@ No permessage-deflate: Yjs updates are small and binary, compression would only 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import re
 import uuid
@@ -34,12 +33,12 @@ from pocdojo.gateway.flows import Refused, admit, run_events, run_sync, token_an
 from pocdojo.gateway.host import SessionHost
 from pocdojo.gateway.hub import DojoHub
 from pocdojo.observability.process import observe_process
+from pocdojo.runtime import quiet_gc
 from pocdojo.settings import Settings
 
 log = logging.getLogger("pocdojo.gateway")
 ROUTE = re.compile(r"^/v1/dojos/(?P<id>[^/]+)/(?P<kind>sync|events)$")
 FRAME_SLACK = 16 * 1024  # the engine closes oversized messages itself, with its reason
-GC_YOUNG_THRESHOLD = 10_000
 SEND_NOW_BUFFER = 64 * 1024  # bytes a socket may hold unsent before writes wait for it
 
 
@@ -97,15 +96,6 @@ def _frame(data: bytes) -> bytes:
         last.frame = Frame(Opcode.BINARY, data).serialize(mask=False)
         last.data = data
     return last.frame
-
-
-def _quiet_gc() -> None:
-    """Fewer, shorter collector pauses on the edit path: what was allocated to start the
-    process (modules, settings, pools) moves out of the collector's sight, and the young
-    generation is collected every 10,000 allocations instead of 700 (each socket and
-    message allocates; every full pass walks every live object and stalls all sockets)."""
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
 
 
 def _route(connection: ServerConnection) -> tuple[str, str, str | None]:
@@ -222,7 +212,7 @@ async def run_gateway(
 ) -> None:
     """Serve dojo websockets on ``dojo_gateway_host:dojo_gateway_port`` until ``stop``.
     ``own_process``: the process is the gateway's alone (a Serve replica, the standalone
-    server), so its garbage collector may be tuned for it (`_quiet_gc`)."""
+    server), so its garbage collector may be tuned for it (`quiet_gc`)."""
     observe_process("dojo-gateway")
     async with open_services(settings) as services:
         gateway = Gateway(services)
@@ -245,7 +235,7 @@ async def run_gateway(
                 if started is not None:
                     started.set()
                 if own_process:
-                    _quiet_gc()
+                    quiet_gc()
                 await stop.wait()
         finally:
             if gateway.hub.host is not None:
