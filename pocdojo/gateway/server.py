@@ -11,6 +11,7 @@ No permessage-deflate: Yjs updates are small and binary, compression would only 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import uuid
@@ -83,19 +84,11 @@ class WebsocketsSocket:
             return None
 
 
-class _LastFrame:
-    """The wire form of the last message framed: a fan-out frames it once for all peers."""
-
-    data: bytes | None = None
-    frame: bytes = b""
-
-
+@functools.lru_cache(maxsize=1)
 def _frame(data: bytes) -> bytes:
-    last = _LastFrame
-    if data is not last.data:
-        last.frame = Frame(Opcode.BINARY, data).serialize(mask=False)
-        last.data = data
-    return last.frame
+    """The wire form of a binary message; a fan-out asks for the same message once per
+    peer in a row, so remembering the last one frames it once for all of them."""
+    return Frame(Opcode.BINARY, data).serialize(mask=False)
 
 
 def _route(connection: ServerConnection) -> tuple[str, str, str | None]:
