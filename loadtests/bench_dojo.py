@@ -13,8 +13,13 @@ memory over the measured window.
 Side "project": the production path: HAProxy on 127.0.0.1:8000 -> the dojo-api Serve replica
 (gateway) -> one DojoSession Ray actor per dojo, which logs every update to PostgreSQL.
 Side "baseline": the reference server of npm ``y-websocket@1`` (``bin/server.js``, one Node
-process, in memory, persists nothing), same clients, same load. The baseline runs first so
-the project's dojo actors never share the CPU with it.
+process, in memory, persists nothing), same clients, same load.
+
+Rounds (``--rounds``, default 3): each side runs that many times, alternating (baseline
+first in odd rounds, project first in even ones), all with the platform up, so both sides
+see the same machine (its idle processes, its drift); the table pools every round's samples
+and each round's p99 is printed beside it. One 30 s window per side varied more from run to
+run than between the sides (p99 3.7-25 ms for the reference server alone on this machine).
 
 Durability (project): each dojo's ``dojo_updates`` log is replayed into a fresh doc and its
 state vector compared with every participant's own clock (one clock per typed character), so
@@ -49,7 +54,7 @@ import urllib.request
 from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -552,6 +557,7 @@ class SideRun:
     durable: Durability | None = None  # project: what the update log holds
     retired: Retired | None = None  # project: the dojo actors after the run
     notes: list[str] = field(default_factory=list)
+    round_p99_ms: list[float] = field(default_factory=list)  # each round's p99 (pooled runs)
 
 
 def run_load(
@@ -639,6 +645,74 @@ def run_load(
         load.latencies.extend(values)
     usage = {group: meter.usage(group) for group in meter._groups}
     return SideRun(side, load, usage, meter.host_busy_percent, meter.busiest_others, args.duration)
+
+
+def pooled(side_runs: list[SideRun]) -> SideRun:
+    """One side's rounds as one run: every latency sample and count together (percentiles
+    over the pooled samples), CPU and machine load averaged over the rounds, memory of the
+    last round; ``round_p99_ms`` keeps each round's own p99."""
+    if len(side_runs) == 1:
+        only = side_runs[0]
+        only.round_p99_ms = [only.load.percentile(0.99)]
+        return only
+    n = len(side_runs)
+    load = LoadResult()
+    for sr in side_runs:
+        one = sr.load
+        load.edits_total += one.edits_total
+        load.edits_measured += one.edits_measured
+        load.deliveries_expected += one.deliveries_expected
+        load.deliveries += one.deliveries
+        load.deliveries_missing += one.deliveries_missing
+        load.deliveries_late += one.deliveries_late
+        load.disconnects_during_run += one.disconnects_during_run
+        load.disconnects_total += one.disconnects_total
+        load.connection_errors += one.connection_errors
+        for code, count in one.close_codes.items():
+            load.close_codes[code] = load.close_codes.get(code, 0) + count
+        load.setup_s = max(load.setup_s, one.setup_s)
+        load.drained_s = max(load.drained_s, one.drained_s)
+        load.loadgen_cpu_percent += one.loadgen_cpu_percent / n
+        load.loop_delay_p99_ms = max(load.loop_delay_p99_ms, one.loop_delay_p99_ms)
+        load.loop_delay_max_ms = max(load.loop_delay_max_ms, one.loop_delay_max_ms)
+        load.inbound_frames_per_s += one.inbound_frames_per_s / n
+        load.inbound_bytes_per_s += one.inbound_bytes_per_s / n
+        for kind, count in one.inbound_by_type.items():
+            load.inbound_by_type[kind] = load.inbound_by_type.get(kind, 0) + count
+        load.latencies.extend(one.latencies)
+    last = side_runs[-1]
+    usage = {
+        group: GroupUsage(
+            cpu_percent=sum(sr.usage[group].cpu_percent for sr in side_runs) / n,
+            rss_mib=last.usage[group].rss_mib,
+            pss_mib=last.usage[group].pss_mib,
+            peak_rss_mib=max(sr.usage[group].peak_rss_mib for sr in side_runs),
+            processes=last.usage[group].processes,
+        )
+        for group in last.usage
+    }
+    durable = None
+    if all(sr.durable is not None for sr in side_runs):
+        parts = [sr.durable for sr in side_runs if sr.durable is not None]
+        durable = Durability(*(sum(getattr(d, f.name) for d in parts) for f in fields(Durability)))
+    retired = None
+    if all(sr.retired is not None for sr in side_runs):
+        gone = [sr.retired for sr in side_runs if sr.retired is not None]
+        retired = Retired(*(sum(getattr(r, f.name) for r in gone) for f in fields(Retired)))
+    others = sorted({name for sr in side_runs for name in sr.others})
+    return SideRun(
+        last.side,
+        load,
+        usage,
+        sum(sr.host_busy_percent for sr in side_runs) / n,
+        others,
+        sum(sr.load_duration for sr in side_runs),
+        rss_before_mib=side_runs[0].rss_before_mib,
+        durable=durable,
+        retired=retired,
+        notes=last.notes,
+        round_p99_ms=[sr.load.percentile(0.99) for sr in side_runs],
+    )
 
 
 # --------------------------------------------------------------------------- the two sides
@@ -893,6 +967,9 @@ def build_rows(case: str, dojos: int, runs: dict[Side, SideRun]) -> list[dict[st
         for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)):
             add(side, f"latency_{name}", load.percentile(q), "ms")
         add(side, "latency_max", max(load.latencies) if load.latencies else None, "ms")
+        if len(sr.round_p99_ms) > 1:
+            for r, p99 in enumerate(sr.round_p99_ms, 1):
+                add(side, f"latency_p99_round{r}", p99, "ms")
         add(side, "edits_per_s", load.edits_measured / duration, "1/s")
         add(side, "deliveries_per_s", load.deliveries / duration, "1/s")
         add(side, "inbound_frames_per_s", load.inbound_frames_per_s, "1/s")
@@ -1025,6 +1102,9 @@ def print_report(
         if sr.load.inbound_by_type:
             kinds = ", ".join(f"{k} x{n}" for k, n in sorted(sr.load.inbound_by_type.items()))
             print(f"note ({side}): frames the clients received by y-protocols type: {kinds}")
+        if len(sr.round_p99_ms) > 1:
+            each = ", ".join(fmt(v) for v in sr.round_p99_ms)
+            print(f"note ({side}): p99 of each round, ms: {each} (the table pools them)")
         if sr.others:
             print(f"other busy processes during {side}: {', '.join(sr.others)}")
 
@@ -1102,11 +1182,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="investigation only (browsers cannot send it): extra websocket handshake header "
         "on the project side, e.g. 'x-request-timeout-seconds: 0' lifts Serve's request timeout",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="measured rounds per side, alternating (B P, P B, ...); figures pool every round",
+    )
     parser.add_argument("--output", type=Path, default=OUTPUT)  # fmt: skip
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("need --rounds >= 1")
     if args.dojos < 1 or args.participants < 2 or args.cps <= 0 or args.duration <= 0:
         parser.error("need --dojos >= 1, --participants >= 2, --cps > 0, --duration > 0")
     return args
+
+
+def round_label(r: int, rounds: int) -> str:
+    return f" (round {r + 1} of {rounds})" if rounds > 1 else ""
 
 
 def run_baseline(node: str, args: argparse.Namespace, workdir: Path) -> SideRun:
@@ -1196,6 +1288,7 @@ def main(argv: list[str] | None = None) -> int:
     title = (
         f"{args.dojos} dojos x {args.participants} participants x {args.cps:g} chars/s, "
         f"{args.duration:g}s measured after {args.warmup:g}s warm-up"
+        + (f", {args.rounds} rounds per side pooled" if args.rounds > 1 else "")
     )
     try:
         info = machine()
@@ -1204,19 +1297,42 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[Side, SideRun] = {}
         projects: dict[str, SideRun] = {}
         paths = list(PATHS) if args.path == "both" else [args.path]
+        baselines: list[SideRun] = []
+        project_rounds: dict[str, list[SideRun]] = {path: [] for path in paths}
         with tempfile.TemporaryDirectory(prefix="bench-dojo-") as tmp:
             workdir = Path(tmp)
-            if args.side in ("both", "baseline"):
+
+            def baseline_round(label: str) -> None:
                 warn_if_busy()
-                log("baseline: reference y-websocket server")
-                runs["baseline"] = run_baseline(node, args, workdir)
-            if args.side in ("both", "project"):
+                log(f"baseline{label}: reference y-websocket server")
+                baselines.append(run_baseline(node, args, workdir))
+
+            if args.side == "baseline":
+                for r in range(args.rounds):
+                    baseline_round(round_label(r, args.rounds))
+            else:
+                # Every round on the same machine: the platform is up (idle between its own
+                # rounds) while the reference server runs too, and the order alternates
+                # (baseline first in even rounds) so drift of the machine hits both sides.
                 with platform_up(args.restart_platform, args.keep_platform):
                     tokens = [get_token(email) for email in TOKEN_EMAILS]
-                    for path in paths:
-                        warn_if_busy()
-                        log(f"project ({path}): DojoSession actors via {PATHS[path][1]}")
-                        projects[path] = run_project(node, args, workdir, tokens, path)
+                    for r in range(args.rounds):
+                        label = round_label(r, args.rounds)
+                        if args.side == "both" and r % 2 == 0:
+                            baseline_round(label)
+                        for path in paths:
+                            warn_if_busy()
+                            log(f"project ({path}){label}: sessions via {PATHS[path][1]}")
+                            project_rounds[path].append(
+                                run_project(node, args, workdir, tokens, path)
+                            )
+                        if args.side == "both" and r % 2 == 1:
+                            baseline_round(label)
+        if baselines:
+            runs["baseline"] = pooled(baselines)
+        for path, side_runs in project_rounds.items():
+            if side_runs:
+                projects[path] = pooled(side_runs)
         rows: list[dict[str, Any]] = []
         for path in paths or [""]:
             both = dict(runs)

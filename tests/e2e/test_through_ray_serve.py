@@ -7,10 +7,12 @@ The cluster uses shifted ports and its own temp dir, so it runs beside a develop
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from pocdojo import local_cluster
@@ -21,7 +23,7 @@ pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
-def serve_url(settings: Settings, migrated: None) -> Iterator[str]:
+def serve_cluster(settings: Settings, migrated: None) -> Iterator[Settings]:
     cluster = isolated_cluster_settings(settings, offset=200)
     base = cluster.public_base_url
     config = Path(__file__).resolve().parents[2] / "cluster/kuberay/serve-config.yaml"
@@ -30,10 +32,46 @@ def serve_url(settings: Settings, migrated: None) -> Iterator[str]:
         apps = local_cluster.deploy(cluster, config)
         local_cluster.wait_until_running(cluster, apps, timeout_s=240)
         local_cluster.wait_for_http(f"{base}/healthz", timeout_s=60)
-        yield base
+        yield cluster
     finally:
         local_cluster.shutdown_serve(cluster)
         local_cluster.stop_ray(cluster)
+
+
+@pytest.fixture(scope="module")
+def serve_url(serve_cluster: Settings) -> str:
+    return serve_cluster.public_base_url
+
+
+def replica_processes(cluster: Settings) -> dict[str, psutil.Process]:
+    """The Serve replicas of this cluster (children of its raylet), by deployment name."""
+    assert cluster.ray_temp_dir is not None
+    raylets = [
+        p
+        for p in psutil.process_iter(["name", "cmdline"])
+        if p.info["name"] == "raylet" and cluster.ray_temp_dir in " ".join(p.info["cmdline"] or [])
+    ]
+    assert len(raylets) == 1, raylets
+    replicas = {}
+    for child in raylets[0].children():
+        title = " ".join(child.cmdline())
+        if title.startswith("ray::ServeReplica:"):
+            replicas[title.split(":")[-1].strip()] = child
+    return replicas
+
+
+def test_interactive_replicas_keep_the_default_priority(serve_cluster: Settings) -> None:
+    """Ray starts workers at niceness 15; the dojo gateway and search replicas ask for 0 in
+    the Serve config (every thread of the process), the others (video jobs and
+    their render tasks, the indexer) keep Ray's value."""
+    replicas = replica_processes(serve_cluster)
+    assert {"DojoGateway", "SearchApi", "VideoApi", "SearchIndexer"} <= replicas.keys(), replicas
+    for name in ("DojoGateway", "SearchApi"):
+        threads = [t.id for t in replicas[name].threads()]
+        assert len(threads) > 1
+        assert {os.getpriority(os.PRIO_PROCESS, tid) for tid in threads} == {0}, name
+    for name in ("VideoApi", "SearchIndexer"):
+        assert os.getpriority(os.PRIO_PROCESS, replicas[name].pid) == 15, name
 
 
 async def test_create_and_find_a_poc_through_serve(
