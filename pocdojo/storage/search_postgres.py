@@ -1048,11 +1048,13 @@ class PostgresSearch:
                     select * from ({" union all ".join(branches)}) u limit {cap + 1})
                 select 'n' as kind, null as v, count(*) as n from m
                 union all
-                select 'l', v, count(*) from (select * from m limit {cap}) s,
-                    unnest(s.languages) v group by v
+                select 'l', v, count(*) from (
+                    select unnest(s.languages) as v from (select * from m limit {cap}) s) l
+                group by v
                 union all
-                select 't', v, count(*) from (select * from m limit {cap}) s,
-                    unnest(s.tags) v group by v""",
+                select 't', v, count(*) from (
+                    select unnest(s.tags) as v from (select * from m limit {cap}) s) t
+                group by v""",
             local.args,
         )
         counts: dict[str, Counter[str]] = {"l": Counter(), "t": Counter()}
