@@ -704,9 +704,18 @@ class PostgresSearch:
             # Relevance branches leave this OR out: each has its own tier's condition, and
             # the redundant OR made the planner scan every index for every branch.
             matching.where.append("(" + " or ".join(c for t, c in tiers if t != _TIER_EXACT) + ")")
+        # Two filter values ANDed and no words: their exact count (search.facets) decides
+        # how the newest-first page and the facets read the matches.
+        pair = _filter_pair(query) if not words and _facet_filter(query) is None else None
+        matches = 0
+        if pair is not None and pair[0] and sort == "newest":
+            matches, newest = await self._filter_span(tenant_id, pair)
         facets: asyncio.Future[tuple[list[FacetCount], list[FacetCount], bool]] | None = None
         if after is None:  # facets come with the first page; later pages only page hits
-            facets = asyncio.ensure_future(self._facets(sql, tiers, query, words, vocabulary))
+            facets = asyncio.ensure_future(
+                self._facets(sql, tiers, query, words, vocabulary, matches)
+            )
+        keyed_filter = _filter_tsquery(_tenant_key(tenant_id), query)
         try:
             if sort == "relevance":
                 rows = await self._relevance_page(
@@ -715,6 +724,20 @@ class PostgresSearch:
                     after,
                     query.limit + 1,
                     self._keyed_tiers(tenant_id, query, words, vocabulary),
+                    newest,
+                )
+            elif matches and keyed_filter is not None and matches < BROAD_DOCS:
+                # Newest first through the tenant-keyed index, by month windows when the
+                # matches are many (see _relevance_page): the plain statement read them
+                # from the (tenant_id, tags) index, every tenant's, or walked the recency
+                # index past 100 rows per match.
+                resume = None if after is None else [after[0], 0, *after[1:]]
+                rows = await self._relevance_page(
+                    sql,
+                    [(0, "true")],
+                    resume,
+                    query.limit + 1,
+                    {0: (keyed_filter, matches > KEYED_PAGE_MAX)},
                     newest,
                 )
             else:
@@ -737,6 +760,24 @@ class PostgresSearch:
         return SearchResult(
             hits, languages, tags, next_cursor, facets_exact=exact, with_facets=after is None
         )
+
+    async def _filter_span(
+        self, tenant_id: TenantId, pair: tuple[str, str, list[str]]
+    ) -> tuple[int, int | None]:
+        """The tenant's count of the documents with this pair of filter values (see
+        :func:`_filter_pair`) and the month of its newest document (None without any)."""
+        rows = await self._fetch(
+            """select
+                   (select coalesce(max(docs), 0) from search.facets
+                    where tenant_id = $1 and filter = $2 and kind = $3
+                      and value = any($4::text[])) as docs,
+                   (select p.created_at from search.pocs p
+                    where p.tenant_id = $1 and not p.deleted
+                    order by p.created_at desc, p.id desc limit 1) as newest""",
+            [tenant_id, *pair],
+        )
+        newest = rows[0]["newest"]
+        return int(rows[0]["docs"]), (_month(newest) if newest is not None else None)
 
     async def _vocabulary(
         self, tenant_id: TenantId, words: list[str]
@@ -993,8 +1034,10 @@ class PostgresSearch:
         query: SearchQuery,
         words: list[str],
         vocabulary: list[_Word],
+        matches: int = 0,
     ) -> tuple[list[FacetCount], list[FacetCount], bool]:
-        """Top languages and tags of the matches.
+        """Top languages and tags of the matches (``matches``: a lower bound of their
+        number when the caller knows one).
 
         Without words and with no filter or a single language or tag: exact, from the
         tenant's counts (``search.facets``). Otherwise exact up to FACET_CAP matching
@@ -1016,7 +1059,11 @@ class PostgresSearch:
         group = _facet_filter(query)
         if group is not None:
             return await self._counted_facets(tenant, group)
-        least = _least_matches(query, vocabulary) or await self._filter_matches(tenant, query)
+        least = (
+            matches
+            or _least_matches(query, vocabulary)
+            or await self._filter_matches(tenant, query)
+        )
         cap = FACET_SAMPLE if least > FACET_CAP else FACET_CAP
         key = _tenant_key(tenant)
         keyed_filter = _filter_tsquery(key, query)

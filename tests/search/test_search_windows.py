@@ -135,3 +135,59 @@ async def test_broad_name_tiers_read_by_windows(
     for limit in (3, 20):
         query = SearchQuery(q="kafka", limit=limit)
         assert await all_pages(index, tenant_id, query) == ranked(docs, query)
+
+
+@pytest.mark.parametrize("keyed_page_max", [0, 500])
+async def test_newest_pages_of_two_filter_values_span_the_windows(
+    search_db: Database,
+    tenant_id: TenantId,
+    monkeypatch: pytest.MonkeyPatch,
+    keyed_page_max: int,
+) -> None:
+    """Two filter values ANDed, no words: newest first through the keyed index, in one
+    scan or by month windows (forced with KEYED_PAGE_MAX 0)."""
+    monkeypatch.setattr(search_postgres, "KEYED_PAGE_MAX", keyed_page_max)
+    index = PostgresSearch(search_db, cache_size=0)
+    rng = random.Random(8)
+    docs = []
+    for i in range(70):
+        created = START + dt.timedelta(days=rng.randrange(0, 3 * 365), seconds=i)
+        tags = [t for t, p in (("kafka", 0.6), ("ml", 0.5), ("edge", 0.3)) if rng.random() < p]
+        docs.append(doc(f"Doc {i}", tags=tuple(tags), created_at=created))
+    for d in docs:
+        await index.upsert(tenant_id, d)
+    wanted = sorted(
+        (d for d in docs if {"kafka", "ml"} <= set(d.tags)),
+        key=lambda d: (d.created_at, d.id),
+        reverse=True,
+    )
+    for query in (
+        SearchQuery(tags_all=("kafka", "ml"), limit=4),
+        SearchQuery(tags_all=("ml",), languages=("python",), limit=4),
+    ):
+        ids: list[uuid.UUID] = []
+        cursor = None
+        while True:
+            page = await index.search(
+                tenant_id,
+                SearchQuery(
+                    tags_all=query.tags_all,
+                    languages=query.languages,
+                    cursor=cursor,
+                    limit=query.limit,
+                ),
+            )
+            ids += [h.id for h in page.hits]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        expected = (
+            [d.id for d in wanted]
+            if query.tags_all == ("kafka", "ml")
+            else [
+                d.id
+                for d in sorted(docs, key=lambda d: (d.created_at, d.id), reverse=True)
+                if "ml" in d.tags
+            ]
+        )
+        assert ids == expected, query
