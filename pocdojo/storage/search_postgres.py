@@ -4,10 +4,12 @@ Every statement carries ``tenant_id = $1``; there is no method without a tenant.
 match by word prefix (``name_tsv`` with ``:*``) and by typos: the tenant's name vocabulary
 (``search.name_words``) gives the words resembling each query word (trigram word
 similarity), then ``name_tsv`` finds their documents; descriptions match by full text.
-Facets and typeahead read one tenant-keyed GIN index (``search.doc_keys``, migration 0012)
-whose posting lists hold one tenant's documents only and which answers a word tier and every
-filter as one tsquery; the facets of a search without words and with at most one language
-or tag filter come exact from a per-tenant table of counts (``search.facets``).
+Facets and typeahead read one tenant-keyed GIN index (``search.dated_doc_keys``, migrations
+0012 and 0013) whose posting lists hold one tenant's documents only and which answers a word
+tier and every filter as one tsquery; it also holds each document's creation month, so that
+relevance pages read the newest months of a broad match first. The facets of a search
+without words and with at most one language or tag filter come exact from a per-tenant
+table of counts (``search.facets``).
 """
 
 from __future__ import annotations
@@ -186,7 +188,7 @@ def _windows(newest: int) -> list[_Window]:
 
 def _tsqueries(words: list[str], vocabulary: list[_Word], key: str | None = None) -> dict[int, str]:
     """The tsquery of each word tier that can match (prefix, fuzzy, text). With the tenant's
-    ``key``, for ``search.doc_keys``: name words as ``<key>n.<w>``, words of the name and
+    ``key``, for ``search.dated_doc_keys``: name words as ``<key>n.<w>``, words of the name and
     description as ``<key>w.<w>``; without, for ``name_tsv`` and ``tsv``. Quoted lexemes,
     cast without parsing: vocabulary words may hold any character, query words are
     [a-z0-9]+."""
@@ -219,7 +221,7 @@ def _tsqueries(words: list[str], vocabulary: list[_Word], key: str | None = None
 
 
 def _filter_tsquery(key: str, query: SearchQuery) -> str | None:
-    """Every filter of ``query`` as one tsquery over ``search.doc_keys`` (None without
+    """Every filter of ``query`` as one tsquery over ``search.dated_doc_keys`` (None without
     filters, or when a value is empty: ``doc_keys`` has no lexeme for an empty value, so
     the plain conditions must decide)."""
     parts: list[str] = []
@@ -880,7 +882,7 @@ class PostgresSearch:
     def _keyed_tiers(
         tenant_id: TenantId, query: SearchQuery, words: list[str], vocabulary: list[_Word]
     ) -> dict[int, tuple[str, bool]]:
-        """Tier -> (tsquery over ``search.doc_keys``, windowed) for the word tiers the
+        """Tier -> (tsquery over ``search.dated_doc_keys``, windowed) for the word tiers the
         relevance page reads from the tenant-keyed index: every tier when the query has
         filters that can all be keyed (its words AND the filters), otherwise the name tiers
         that do not match so many documents that the recency index finds a page at once
@@ -927,7 +929,8 @@ class PostgresSearch:
         LIMIT stops the Append once it has enough rows, so later tiers are not even read, and
         a broad match walks the recency index and stops early.
 
-        With ``keyed`` (tier -> tsquery over ``search.doc_keys``, see :meth:`_keyed_tiers`),
+        With ``keyed`` (tier -> (tsquery over ``search.dated_doc_keys``, windowed), see
+        :meth:`_keyed_tiers`),
         those tiers are driven by the tenant-keyed index instead: it hands over exactly the
         matching rows. Words with filters match few documents, and the plain statement read
         them from the (tenant_id, tsv) index and tested the filters on the heap: 3,000 rows
@@ -1066,12 +1069,15 @@ class PostgresSearch:
         Without words and with no filter or a single language or tag: exact, from the
         tenant's counts (``search.facets``). Otherwise exact up to FACET_CAP matching
         documents; beyond that (third value False) counted over FACET_CAP of them, taken
-        from the best tiers first.
+        from the best tiers first, or over FACET_SAMPLE of them when the tenant's counts
+        prove beforehand that there are more than FACET_CAP (a name word's vocabulary, or
+        the count of two filter values): the exact count could not be had anyway, and
+        reading FACET_CAP + 1 rows was most of a cold request.
 
         The tiers are disjoint branches of one Append, each LIMITed, and the outer LIMIT
         stops it: a broad query reads FACET_CAP + 1 rows of its best tiers and never runs
         the weaker ones. Each branch is one tsquery over the tenant-keyed index
-        (``search.doc_keys``, migration 0012): the tier's words AND every filter, so the
+        (``search.dated_doc_keys``, migration 0013): the tier's words AND every filter, so the
         index hands over only matching rows. The tenant test is then a plain filter (``is
         true`` keeps it out of the index conditions: ANDing a bitmap of the tenant's
         100,000 rows cost more than the whole keyed scan); the plain filter conditions are
