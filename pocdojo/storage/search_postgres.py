@@ -95,6 +95,10 @@ MONTH_WINDOWS = (1, 5)
 # A name word whose most common matching word has at least this many documents matches so
 # many that the recency index finds a page after a few dozen rows: no windows.
 BROAD_DOCS = 3_000
+# Tenants of at most this many (document, language) pairs (an upper bound of their
+# documents, from search.facets) are read without windows: one scan reads few rows, and
+# each window is one more index scan.
+WINDOWED_TENANT_MIN = 3_000
 
 
 # Per-connection settings of the search role: typos with a dropped letter score ~0.55
@@ -804,13 +808,16 @@ class PostgresSearch:
     ) -> tuple[list[_Word], int | None]:
         """What the tenant's name vocabulary says about each query word (a few index
         lookups in ``search.name_words``, never a scan of the documents), and the month
-        (lexeme number) of the tenant's newest document, None without documents: the
-        windows of keyed relevance branches start there."""
+        (lexeme number) of the tenant's newest document, where the windows of keyed
+        relevance branches start: None without documents or for a tenant of at most
+        WINDOWED_TENANT_MIN (document, language) pairs."""
         rows = await self._fetch(
             """select
                    (select p.created_at from search.pocs p
                     where p.tenant_id = $1 and not p.deleted
                     order by p.created_at desc, p.id desc limit 1) as newest,
+                   (select coalesce(sum(f.docs), 0) from search.facets f
+                    where f.tenant_id = $1 and f.filter = '' and f.kind = 'l') as pairs,
                    exists(select 1 from search.name_words n
                           where n.tenant_id = $1 and n.word = q.w and n.docs > 0) as exact,
                    prefix.docs as prefix_docs, prefix.most as prefix_most,
@@ -838,6 +845,8 @@ class PostgresSearch:
             [tenant_id, words, _LAST_CHAR, NEAR_WORDS, _WORDS_COUNTED],
         )
         newest = rows[0]["newest"] if rows else None
+        if rows and rows[0]["pairs"] <= WINDOWED_TENANT_MIN:
+            newest = None  # a small tenant: no windows
         return [
             _Word(
                 exact=r["exact"],

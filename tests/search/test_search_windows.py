@@ -117,8 +117,10 @@ def ranked(docs: list[SearchDoc], query: SearchQuery) -> list[uuid.UUID]:
 
 @pytest.mark.parametrize("limit", [1, 4, 25])
 async def test_pages_of_words_with_filters_span_the_windows(
-    index: SearchIndex, tenant_id: TenantId, limit: int
+    index: SearchIndex, tenant_id: TenantId, limit: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # windows even for a tenant this small (Postgres backend)
+    monkeypatch.setattr(search_postgres, "WINDOWED_TENANT_MIN", 0)
     docs = await load(index, tenant_id)
     query = SearchQuery(q="kafka", languages=("python",), status="active", limit=limit)
     assert await all_pages(index, tenant_id, query) == ranked(docs, query)
@@ -130,6 +132,7 @@ async def test_broad_name_tiers_read_by_windows(
     """Name tiers the vocabulary cannot bound go through the windows too (forced here: a
     test tenant is too small for the real bounds)."""
     monkeypatch.setattr(search_postgres, "KEYED_PAGE_MAX", 0)
+    monkeypatch.setattr(search_postgres, "WINDOWED_TENANT_MIN", 0)
     index = PostgresSearch(search_db, cache_size=0)
     docs = await load(index, tenant_id)
     for limit in (3, 20):
