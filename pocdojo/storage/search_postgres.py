@@ -95,9 +95,10 @@ MONTH_WINDOWS = (1, 5)
 # A name word whose most common matching word has at least this many documents matches so
 # many that the recency index finds a page after a few dozen rows: no windows.
 BROAD_DOCS = 3_000
-# Tenants of at most this many (document, language) pairs (an upper bound of their
-# documents, from search.facets) are read without windows: one scan reads few rows, and
-# each window is one more index scan.
+# Searches whose matches the tenant's counts bound by this many (its (document, language)
+# pairs, the documents of a filter's languages or tags) are read without windows: one scan
+# reads few rows, and each window is one more index scan (~1 ms with a language and a
+# status: +5-7 ms for a rare language in a 100,000-PoC tenant).
 WINDOWED_TENANT_MIN = 3_000
 
 
@@ -716,7 +717,9 @@ class PostgresSearch:
             return SearchResult([], [], [], None)  # only punctuation: nothing can match
         sql = _Sql(tenant_id)
         self._filters(sql, query)
-        vocabulary, newest = await self._vocabulary(tenant_id, words) if words else ([], None)
+        vocabulary, newest = (
+            await self._vocabulary(tenant_id, words, query) if words else ([], None)
+        )
         tiers = self._tiers(sql, words, vocabulary)
         sort = query.sort if words or query.sort != "relevance" else "newest"
         after = decode_cursor(query.cursor) if query.cursor else None
@@ -804,13 +807,14 @@ class PostgresSearch:
         return int(rows[0]["docs"]), (_month(newest) if newest is not None else None)
 
     async def _vocabulary(
-        self, tenant_id: TenantId, words: list[str]
+        self, tenant_id: TenantId, words: list[str], query: SearchQuery
     ) -> tuple[list[_Word], int | None]:
         """What the tenant's name vocabulary says about each query word (a few index
         lookups in ``search.name_words``, never a scan of the documents), and the month
         (lexeme number) of the tenant's newest document, where the windows of keyed
-        relevance branches start: None without documents or for a tenant of at most
-        WINDOWED_TENANT_MIN (document, language) pairs."""
+        relevance branches start: None without documents, or when the tenant's counts
+        (``search.facets``) bound the matches by WINDOWED_TENANT_MIN (a small tenant, a
+        rare language or tag)."""
         rows = await self._fetch(
             """select
                    (select p.created_at from search.pocs p
@@ -818,6 +822,15 @@ class PostgresSearch:
                     order by p.created_at desc, p.id desc limit 1) as newest,
                    (select coalesce(sum(f.docs), 0) from search.facets f
                     where f.tenant_id = $1 and f.filter = '' and f.kind = 'l') as pairs,
+                   (select coalesce(sum(f.docs), 0) from search.facets f
+                    where f.tenant_id = $1 and f.filter = '' and f.kind = 'l'
+                      and f.value = any($6::text[])) as languages,
+                   (select coalesce(min(f.docs), 0) from search.facets f
+                    where f.tenant_id = $1 and f.filter = '' and f.kind = 't'
+                      and f.value = any($7::text[])) as tags_all,
+                   (select coalesce(sum(f.docs), 0) from search.facets f
+                    where f.tenant_id = $1 and f.filter = '' and f.kind = 't'
+                      and f.value = any($8::text[])) as tags_any,
                    exists(select 1 from search.name_words n
                           where n.tenant_id = $1 and n.word = q.w and n.docs > 0) as exact,
                    prefix.docs as prefix_docs, prefix.most as prefix_most,
@@ -842,11 +855,32 @@ class PostgresSearch:
                          order by sim desc, n.word
                          limit $4) s) near
                order by q.i""",
-            [tenant_id, words, _LAST_CHAR, NEAR_WORDS, _WORDS_COUNTED],
+            [
+                tenant_id,
+                words,
+                _LAST_CHAR,
+                NEAR_WORDS,
+                _WORDS_COUNTED,
+                list(query.languages),
+                list(query.tags_all),
+                list(query.tags_any),
+            ],
         )
         newest = rows[0]["newest"] if rows else None
-        if rows and rows[0]["pairs"] <= WINDOWED_TENANT_MIN:
-            newest = None  # a small tenant: no windows
+        if rows:
+            # Upper bounds of the matches: the tenant's (document, language) pairs, and the
+            # documents of the filters' languages and tags.
+            first = rows[0]
+            bounds = [first["pairs"]]
+            for column, values in (
+                ("languages", query.languages),
+                ("tags_all", query.tags_all),
+                ("tags_any", query.tags_any),
+            ):
+                if values:
+                    bounds.append(first[column])
+            if min(bounds) <= WINDOWED_TENANT_MIN:
+                newest = None  # few matches at most: no windows
         return [
             _Word(
                 exact=r["exact"],
