@@ -177,11 +177,15 @@ class _Window:
     outside: tuple[dt.datetime, dt.datetime] | None = None
 
 
-def _windows(newest: int) -> list[_Window]:
+def _windows(newest: int) -> list[_Window] | None:
     """The month windows of a keyed branch, newest first, covering every document once
     (see MONTH_WINDOWS): the newest month and the one after it, then the months before in
     windows of the next sizes, then the rest (older, or created after the windows were
-    chosen)."""
+    chosen). None when a window would start outside the years datetime can hold (a
+    cursor may carry any date): the caller reads the tier in one scan."""
+    lowest, highest = newest - sum(MONTH_WINDOWS[1:]), newest + 2
+    if lowest < 1 * 12 or highest > 9999 * 12 + 11:
+        return None
     windows = [_Window((newest + 1, newest))]
     end = newest
     for size in MONTH_WINDOWS[1:]:
@@ -1003,10 +1007,13 @@ class PostgresSearch:
             if keyed and tier in keyed:
                 tsquery, windowed = keyed[tier]
                 where = keyed_where
-                if windowed and newest is not None:
-                    anchor = min(newest, _month(after_key[0])) if after_key and resume else newest
+                anchor = newest
+                if anchor is not None and after_key is not None and resume:
+                    anchor = min(anchor, _month(after_key[0]))
+                windows = _windows(anchor) if windowed and anchor is not None else None
+                if windows:
                     drivers = []
-                    for window in _windows(anchor):
+                    for window in windows:
                         if window.outside is None:
                             months = " | ".join(_lexeme(f"{key}c.{m}") for m in window.months)
                             windowed_query = f"({tsquery}) & ({months})"

@@ -12,7 +12,7 @@ import pytest
 
 from pocdojo.storage import search_postgres
 from pocdojo.storage.db import Database
-from pocdojo.storage.search import SearchDoc, SearchIndex, SearchQuery
+from pocdojo.storage.search import SearchDoc, SearchIndex, SearchQuery, encode_cursor
 from pocdojo.storage.search_postgres import PostgresSearch, _month, _month_start, _windows
 from pocdojo.types import TenantId
 from tests.search.conftest import doc
@@ -30,6 +30,7 @@ def test_month_numbers_match_the_index_formula() -> None:
 @pytest.mark.parametrize("newest", [2026 * 12, 2026 * 12 + 5, 2027 * 12 + 11])
 def test_windows_cover_every_month_once(newest: int) -> None:
     windows = _windows(newest)
+    assert windows is not None
     *by_month, rest = windows
     assert rest.outside is not None
     assert not rest.months
@@ -43,6 +44,36 @@ def test_windows_cover_every_month_once(newest: int) -> None:
     firsts = [max(w.months) for w in by_month]
     assert firsts == sorted(firsts, reverse=True)
     assert newest in by_month[0].months
+
+
+def test_no_windows_where_a_month_would_leave_the_calendar() -> None:
+    assert _windows(1 * 12 + 2) is None  # a cursor of March, year 1
+    assert _windows(1 * 12 + 5) is not None  # June: the windows start in January
+    assert _windows(9999 * 12 + 11) is None
+    assert _windows(2026 * 12) is not None
+
+
+async def test_cursors_of_any_date_page_without_error(
+    search_db: Database, tenant_id: TenantId, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search_postgres, "WINDOWED_TENANT_MIN", 0)
+    index = PostgresSearch(search_db, cache_size=0)
+    await load(index, tenant_id)
+    for year in (1, 9999):
+        cursor = encode_cursor(
+            [
+                "relevance",
+                1,
+                dt.datetime(year, 3, 1, tzinfo=dt.UTC).isoformat(),
+                str(uuid.UUID(int=0)),
+            ]
+        )
+        page = await index.search(
+            tenant_id,
+            SearchQuery(q="kafka", languages=("python",), status="active", cursor=cursor),
+        )
+        # text-tier matches older than the cursor: none before year 1, all before 9999
+        assert (page.hits == []) == (year == 1)
 
 
 def expected_tier(d: SearchDoc) -> int:
