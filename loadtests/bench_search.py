@@ -6,9 +6,9 @@
 What it does, in one run (about 8 minutes at the default size on the 2-core machine, 6 with
 ``--skip-load``):
 
-1. creates (idempotently) the database ``pocdojo_bench`` with the project's roles and
-   extensions (``schema.bootstrap`` as ``postgres``) and migrates it; the dev database
-   ``pocdojo`` is never touched;
+1. creates (idempotently) the database ``pocdojo_bench`` (or ``$BENCH_SEARCH_DB``) with the
+   project's roles and extensions (``schema.bootstrap`` as ``postgres``) and migrates it; the
+   dev database ``pocdojo`` is never touched;
 2. unless ``--skip-load``: generates a fixed, seeded data set (``generate_pocs``) of
    ``--docs`` PoCs over ``--tenants`` tenants with a skew: 3 tenants of 10% of the docs each
    (100,000 at the default size), the other tenants share the remaining 70% along a
@@ -121,7 +121,10 @@ from pocdojo.types import Role, TenantId, UserId
 ROOT = Path(__file__).resolve().parents[1]
 LUA = ROOT / "loadtests" / "wrk" / "search_mix.lua"
 HOST = "127.0.0.1"
-DB_NAME = "pocdojo_bench"
+# BENCH_SEARCH_DB lets parallel branches (one machine, several engineers) keep their own copy:
+# a branch whose migrations run ahead must not stamp the shared database with a revision the
+# others' code does not know.
+DB_NAME = os.environ.get("BENCH_SEARCH_DB", "pocdojo_bench")
 ADMIN_URL = f"postgresql://postgres@{HOST}:5432/postgres"
 OWNER_URL = f"postgresql://pocdojo_owner@{HOST}:5432/{DB_NAME}"
 APP_URL = f"postgresql://pocdojo_app@{HOST}:5432/{DB_NAME}"

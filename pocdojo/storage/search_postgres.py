@@ -4,10 +4,12 @@ Every statement carries ``tenant_id = $1``; there is no method without a tenant.
 match by word prefix (``name_tsv`` with ``:*``) and by typos: the tenant's name vocabulary
 (``search.name_words``) gives the words resembling each query word (trigram word
 similarity), then ``name_tsv`` finds their documents; descriptions match by full text.
-Facets and typeahead read one tenant-keyed GIN index (``search.doc_keys``, migration 0012)
-whose posting lists hold one tenant's documents only and which answers a word tier and every
-filter as one tsquery; the facets of a search without words and with at most one language
-or tag filter come exact from a per-tenant table of counts (``search.facets``).
+Facets and typeahead read one tenant-keyed GIN index (``search.dated_doc_keys``, migrations
+0012 and 0013) whose posting lists hold one tenant's documents only and which answers a word
+tier and every filter as one tsquery; it also holds each document's creation month, so that
+relevance pages read the newest months of a broad match first. The facets of a search
+without words and with at most one language or tag filter come exact from a per-tenant
+table of counts (``search.facets``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ from pocdojo.types import TenantId
 
 # Facets are counted over at most this many matching documents; below it they are exact.
 FACET_CAP = 1_000
+# When the tenant's counts prove before the statement that a query matches more than
+# FACET_CAP documents (its facets cannot be exact anyway), they are counted over this many:
+# reading FACET_CAP + 1 rows of a 100,000-PoC tenant cost 8-16 ms, most of a cold request.
+FACET_SAMPLE = 250
 _HIT_COLUMNS = (
     "id, name, name_norm, description, languages, tags, owner_id, status, built_on, created_at"
 )
@@ -62,6 +68,9 @@ NEAR_WORDS = 8
 # Counting the documents of the words starting like a query word stops after this many
 # words: past it the prefix is broad anyway.
 _WORDS_COUNTED = 200
+# Keyed tsqueries name the words starting like a query word one by one up to this many
+# (see _tsqueries), otherwise a prefix.
+EXPLICIT_PREFIX_WORDS = 64
 # A word tier whose documents the vocabulary bounds by this many is read from the
 # tenant-keyed index (exactly its rows, then sorted), not from the (tenant_id, name_tsv)
 # index, whose prefix scans read every tenant's matches (2-3 ms for "pho" in a tenant of
@@ -69,8 +78,28 @@ _WORDS_COUNTED = 200
 KEYED_PAGE_MAX = 500
 # Above every character: the words starting like w are those in [w, w || _LAST_CHAR).
 _LAST_CHAR = chr(0x10FFFF)
-# The tenant-keyed tsvector of a row (migration 0012), written exactly as its index is.
-_DOC_KEYS = "search.doc_keys(tenant_id, name_tsv, tsv, languages, tags, status, year, owner_id)"
+# The tenant-keyed tsvector of a row (migrations 0012 and 0013), written exactly as its
+# index is.
+_DOC_KEYS = (
+    "search.dated_doc_keys("
+    "tenant_id, name_tsv, tsv, languages, tags, status, year, owner_id, created_at)"
+)
+# A keyed relevance branch that may match many documents asks for the newest months first:
+# a window of the newest document's month (and the one after it), then of the 5 months
+# before, then everything else. GIN hands over a tier's matches in no order, so a single
+# branch read and sorted all of them (4,000-4,600 rows, 17 ms, for a description word with a
+# language and a status in a 100,000-PoC tenant over 4 years); a window holds a few percent.
+# Each window is one more index scan (~1 ms with a language and a status: their posting
+# lists are long), hence few windows.
+MONTH_WINDOWS = (1, 5)
+# A name word whose most common matching word has at least this many documents matches so
+# many that the recency index finds a page after a few dozen rows: no windows.
+BROAD_DOCS = 3_000
+# Searches whose matches the tenant's counts bound by this many (its (document, language)
+# pairs, the documents of a filter's languages or tags) are read without windows: one scan
+# reads few rows, and each window is one more index scan (~1 ms with a language and a
+# status: +5-7 ms for a rare language in a 100,000-PoC tenant).
+WINDOWED_TENANT_MIN = 3_000
 
 
 # Per-connection settings of the search role: typos with a dropped letter score ~0.55
@@ -110,6 +139,12 @@ class _Word:
     upper bound; at most the first _WORDS_COUNTED such words are counted)."""
     near_docs: int = 0
     """Documents whose name has one of the ``near`` words (again an upper bound)."""
+    prefix_most: int = 0
+    """Documents whose name has the most common word starting with it (a lower bound)."""
+    prefix_words: tuple[str, ...] = ()
+    """The words starting with it (the first _WORDS_COUNTED, in byte order)."""
+    near_most: int = 0
+    """Documents whose name has the most common of the ``near`` words (a lower bound)."""
 
 
 def _lexeme(word: str) -> str:
@@ -123,21 +158,71 @@ def _tenant_key(tenant_id: uuid.UUID) -> str:
     return hashlib.md5(str(tenant_id).encode(), usedforsecurity=False).hexdigest()[:10] + "."
 
 
+def _month(moment: dt.datetime) -> int:
+    """The month lexeme number of ``created_at`` (migration 0013): year * 12 + month - 1, UTC."""
+    utc = moment.astimezone(dt.UTC)
+    return utc.year * 12 + utc.month - 1
+
+
+def _month_start(month: int) -> dt.datetime:
+    return dt.datetime(month // 12, month % 12 + 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """Part of a keyed branch: the documents created in ``months`` (lexemes), or with
+    ``outside`` (start, end) those created before start or from end on."""
+
+    months: tuple[int, ...] = ()
+    outside: tuple[dt.datetime, dt.datetime] | None = None
+
+
+def _windows(newest: int) -> list[_Window] | None:
+    """The month windows of a keyed branch, newest first, covering every document once
+    (see MONTH_WINDOWS): the newest month and the one after it, then the months before in
+    windows of the next sizes, then the rest (older, or created after the windows were
+    chosen). None when a window would start outside the years datetime can hold (a
+    cursor may carry any date): the caller reads the tier in one scan."""
+    lowest, highest = newest - sum(MONTH_WINDOWS[1:]), newest + 2
+    if lowest < 1 * 12 or highest > 9999 * 12 + 11:
+        return None
+    windows = [_Window((newest + 1, newest))]
+    end = newest
+    for size in MONTH_WINDOWS[1:]:
+        windows.append(_Window(tuple(range(end - 1, end - 1 - size, -1))))
+        end -= size
+    windows.append(_Window(outside=(_month_start(end), _month_start(newest + 2))))
+    return windows
+
+
 def _tsqueries(words: list[str], vocabulary: list[_Word], key: str | None = None) -> dict[int, str]:
     """The tsquery of each word tier that can match (prefix, fuzzy, text). With the tenant's
-    ``key``, for ``search.doc_keys``: name words as ``<key>n.<w>``, words of the name and
+    ``key``, for ``search.dated_doc_keys``: name words as ``<key>n.<w>``, words of the name and
     description as ``<key>w.<w>``; without, for ``name_tsv`` and ``tsv``. Quoted lexemes,
     cast without parsing: vocabulary words may hold any character, query words are
     [a-z0-9]+."""
     name, text = (key + "n.", key + "w.") if key is not None else ("", "")
+
+    def starting(w: str, v: _Word) -> list[str]:
+        # In the keyed index, the tenant's words starting like w when the vocabulary
+        # listed them all: GIN reads a prefix (:*) as the union of every matching posting
+        # list, built in full before anything else (6 ms for "with" in a 100,000-PoC
+        # tenant, again in each month window), while exact lexemes ANDed with a window
+        # or a filter are skipped through.
+        if key is not None and 0 < len(v.prefix_words) <= EXPLICIT_PREFIX_WORDS:
+            return [_lexeme(name + word) for word in v.prefix_words]
+        return [f"{_lexeme(name + w)}:*"] if v.prefix or key is None else []
+
     queries: dict[int, str] = {}
     # A prefix match needs every query word to start some name word; a fuzzy one, every
     # query word to start or resemble one (and one of them to resemble one).
     if all(v.prefix for v in vocabulary):
-        queries[_TIER_PREFIX] = " & ".join(f"{_lexeme(name + w)}:*" for w in words)
+        queries[_TIER_PREFIX] = " & ".join(
+            "(" + " | ".join(starting(w, v)) + ")" for w, v in zip(words, vocabulary, strict=True)
+        )
     if any(v.near for v in vocabulary) and all(v.prefix or v.near for v in vocabulary):
         queries[_TIER_FUZZY] = " & ".join(
-            "(" + " | ".join([f"{_lexeme(name + w)}:*", *(_lexeme(name + n) for n in v.near)]) + ")"
+            "(" + " | ".join([*starting(w, v), *(_lexeme(name + n) for n in v.near)]) + ")"
             for w, v in zip(words, vocabulary, strict=True)
         )
     queries[_TIER_TEXT] = " & ".join(_lexeme(text + w) for w in words)
@@ -145,7 +230,7 @@ def _tsqueries(words: list[str], vocabulary: list[_Word], key: str | None = None
 
 
 def _filter_tsquery(key: str, query: SearchQuery) -> str | None:
-    """Every filter of ``query`` as one tsquery over ``search.doc_keys`` (None without
+    """Every filter of ``query`` as one tsquery over ``search.dated_doc_keys`` (None without
     filters, or when a value is empty: ``doc_keys`` has no lexeme for an empty value, so
     the plain conditions must decide)."""
     parts: list[str] = []
@@ -184,6 +269,44 @@ def _facet_filter(query: SearchQuery) -> str | None:
         return ""
     if len(chosen) == 1 and chosen[0][1]:
         return chosen[0][0] + chosen[0][1]
+    return None
+
+
+def _least_matches(query: SearchQuery, vocabulary: list[_Word]) -> int:
+    """A lower bound of the documents matching ``query`` from the name vocabulary: the
+    documents of the most common name word matching its one word, when it has no filters;
+    0 when the vocabulary cannot tell."""
+    if len(vocabulary) != 1 or _has_filters(query):
+        return 0
+    return max(vocabulary[0].prefix_most, vocabulary[0].near_most)
+
+
+def _has_filters(query: SearchQuery) -> bool:
+    return bool(query.languages or query.tags_all or query.tags_any) or any(
+        v is not None for v in (query.owner, query.status, query.year)
+    )
+
+
+def _filter_pair(query: SearchQuery) -> tuple[str, str, list[str]] | None:
+    """For a query without words whose filters are one OR group of languages or tags, or
+    two single values ANDed: the ``search.facets`` rows (filter, kind, values) whose
+    largest count is a lower bound of its matches (exact for two values); None for any
+    other query."""
+    if terms(query.q) or any(v is not None for v in (query.owner, query.status, query.year)):
+        return None
+    if not all((*query.languages, *query.tags_all, *query.tags_any)):
+        return None
+    groups: list[tuple[str, list[str]]] = []
+    if query.languages:
+        groups.append(("l", list(query.languages)))
+    groups += [("t", [tag]) for tag in query.tags_all]
+    if query.tags_any:
+        groups.append(("t", list(query.tags_any)))
+    if len(groups) == 1:
+        return ("", groups[0][0], groups[0][1])
+    if len(groups) == 2 and all(len(values) == 1 for _, values in groups):
+        (first_kind, first), (kind, values) = groups
+        return (f"{first_kind}.{first[0]}", kind, values)
     return None
 
 
@@ -598,7 +721,9 @@ class PostgresSearch:
             return SearchResult([], [], [], None)  # only punctuation: nothing can match
         sql = _Sql(tenant_id)
         self._filters(sql, query)
-        vocabulary = await self._vocabulary(tenant_id, words) if words else []
+        vocabulary, newest = (
+            await self._vocabulary(tenant_id, words, query) if words else ([], None)
+        )
         tiers = self._tiers(sql, words, vocabulary)
         sort = query.sort if words or query.sort != "relevance" else "newest"
         after = decode_cursor(query.cursor) if query.cursor else None
@@ -610,9 +735,18 @@ class PostgresSearch:
             # Relevance branches leave this OR out: each has its own tier's condition, and
             # the redundant OR made the planner scan every index for every branch.
             matching.where.append("(" + " or ".join(c for t, c in tiers if t != _TIER_EXACT) + ")")
+        # Two filter values ANDed and no words: their exact count (search.facets) decides
+        # how the newest-first page and the facets read the matches.
+        pair = _filter_pair(query) if not words and _facet_filter(query) is None else None
+        matches = 0
+        if pair is not None and pair[0] and sort == "newest":
+            matches, newest = await self._filter_span(tenant_id, pair)
         facets: asyncio.Future[tuple[list[FacetCount], list[FacetCount], bool]] | None = None
         if after is None:  # facets come with the first page; later pages only page hits
-            facets = asyncio.ensure_future(self._facets(sql, tiers, query, words, vocabulary))
+            facets = asyncio.ensure_future(
+                self._facets(sql, tiers, query, words, vocabulary, matches)
+            )
+        keyed_filter = _filter_tsquery(_tenant_key(tenant_id), query)
         try:
             if sort == "relevance":
                 rows = await self._relevance_page(
@@ -621,6 +755,21 @@ class PostgresSearch:
                     after,
                     query.limit + 1,
                     self._keyed_tiers(tenant_id, query, words, vocabulary),
+                    newest,
+                )
+            elif matches and keyed_filter is not None and matches < BROAD_DOCS:
+                # Newest first through the tenant-keyed index, by month windows when the
+                # matches are many (see _relevance_page): the plain statement read them
+                # from the (tenant_id, tags) index, every tenant's, or walked the recency
+                # index past 100 rows per match.
+                resume = None if after is None else [after[0], 0, *after[1:]]
+                rows = await self._relevance_page(
+                    sql,
+                    [(0, "true")],
+                    resume,
+                    query.limit + 1,
+                    {0: (keyed_filter, matches > KEYED_PAGE_MAX)},
+                    newest,
                 )
             else:
                 rows = await self._sorted_page(matching, tiers, sort, after, query.limit + 1)
@@ -643,23 +792,66 @@ class PostgresSearch:
             hits, languages, tags, next_cursor, facets_exact=exact, with_facets=after is None
         )
 
-    async def _vocabulary(self, tenant_id: TenantId, words: list[str]) -> list[_Word]:
-        """What the tenant's name vocabulary says about each query word (a few index
-        lookups in ``search.name_words``, never a scan of the documents)."""
+    async def _filter_span(
+        self, tenant_id: TenantId, pair: tuple[str, str, list[str]]
+    ) -> tuple[int, int | None]:
+        """The tenant's count of the documents with this pair of filter values (see
+        :func:`_filter_pair`) and the month of its newest document (None without any)."""
         rows = await self._fetch(
             """select
+                   (select coalesce(max(docs), 0) from search.facets
+                    where tenant_id = $1 and filter = $2 and kind = $3
+                      and value = any($4::text[])) as docs,
+                   (select p.created_at from search.pocs p
+                    where p.tenant_id = $1 and not p.deleted
+                    order by p.created_at desc, p.id desc limit 1) as newest""",
+            [tenant_id, *pair],
+        )
+        newest = rows[0]["newest"]
+        return int(rows[0]["docs"]), (_month(newest) if newest is not None else None)
+
+    async def _vocabulary(
+        self, tenant_id: TenantId, words: list[str], query: SearchQuery
+    ) -> tuple[list[_Word], int | None]:
+        """What the tenant's name vocabulary says about each query word (a few index
+        lookups in ``search.name_words``, never a scan of the documents), and the month
+        (lexeme number) of the tenant's newest document, where the windows of keyed
+        relevance branches start: None without documents, or when the tenant's counts
+        (``search.facets``) bound the matches by WINDOWED_TENANT_MIN (a small tenant, a
+        rare language or tag)."""
+        rows = await self._fetch(
+            """select
+                   (select p.created_at from search.pocs p
+                    where p.tenant_id = $1 and not p.deleted
+                    order by p.created_at desc, p.id desc limit 1) as newest,
+                   (select coalesce(sum(f.docs), 0) from search.facets f
+                    where f.tenant_id = $1 and f.filter = '' and f.kind = 'l') as pairs,
+                   (select coalesce(sum(f.docs), 0) from search.facets f
+                    where f.tenant_id = $1 and f.filter = '' and f.kind = 'l'
+                      and f.value = any($6::text[])) as languages,
+                   (select coalesce(min(f.docs), 0) from search.facets f
+                    where f.tenant_id = $1 and f.filter = '' and f.kind = 't'
+                      and f.value = any($7::text[])) as tags_all,
+                   (select coalesce(sum(f.docs), 0) from search.facets f
+                    where f.tenant_id = $1 and f.filter = '' and f.kind = 't'
+                      and f.value = any($8::text[])) as tags_any,
                    exists(select 1 from search.name_words n
                           where n.tenant_id = $1 and n.word = q.w and n.docs > 0) as exact,
-                   (select coalesce(sum(s.docs), 0) from (
-                       select n.docs from search.name_words n
-                       where n.tenant_id = $1 and n.word >= q.w and n.word < q.w || $3
-                         and n.docs > 0
-                       limit $5) s) as prefix_docs,
-                   near.words as near, near.docs as near_docs
+                   prefix.docs as prefix_docs, prefix.most as prefix_most,
+                   prefix.words as prefix_words,
+                   near.words as near, near.docs as near_docs, near.most as near_most
                from unnest($2::text[] collate "C") with ordinality as q(w, i)
                cross join lateral (
+                   select coalesce(sum(s.docs), 0) as docs, coalesce(max(s.docs), 0) as most,
+                          coalesce(array_agg(s.word order by s.word), '{}') as words
+                   from (select n.word, n.docs from search.name_words n
+                         where n.tenant_id = $1 and n.word >= q.w and n.word < q.w || $3
+                           and n.docs > 0
+                         order by n.word
+                         limit $5) s) prefix
+               cross join lateral (
                    select coalesce(array_agg(s.word order by s.sim desc, s.word), '{}') as words,
-                          coalesce(sum(s.docs), 0) as docs
+                          coalesce(sum(s.docs), 0) as docs, coalesce(max(s.docs), 0) as most
                    from (select n.word, n.docs, word_similarity(q.w, n.word) as sim
                          from search.name_words n
                          where n.tenant_id = $1 and n.docs > 0 and q.w <% n.word
@@ -667,8 +859,32 @@ class PostgresSearch:
                          order by sim desc, n.word
                          limit $4) s) near
                order by q.i""",
-            [tenant_id, words, _LAST_CHAR, NEAR_WORDS, _WORDS_COUNTED],
+            [
+                tenant_id,
+                words,
+                _LAST_CHAR,
+                NEAR_WORDS,
+                _WORDS_COUNTED,
+                list(query.languages),
+                list(query.tags_all),
+                list(query.tags_any),
+            ],
         )
+        newest = rows[0]["newest"] if rows else None
+        if rows:
+            # Upper bounds of the matches: the tenant's (document, language) pairs, and the
+            # documents of the filters' languages and tags.
+            first = rows[0]
+            bounds = [first["pairs"]]
+            for column, values in (
+                ("languages", query.languages),
+                ("tags_all", query.tags_all),
+                ("tags_any", query.tags_any),
+            ):
+                if values:
+                    bounds.append(first[column])
+            if min(bounds) <= WINDOWED_TENANT_MIN:
+                newest = None  # few matches at most: no windows
         return [
             _Word(
                 exact=r["exact"],
@@ -676,9 +892,14 @@ class PostgresSearch:
                 near=tuple(r["near"]),
                 prefix_docs=int(r["prefix_docs"]),
                 near_docs=int(r["near_docs"]),
+                prefix_most=int(r["prefix_most"]),
+                prefix_words=tuple(r["prefix_words"])
+                if len(r["prefix_words"]) < _WORDS_COUNTED
+                else (),
+                near_most=int(r["near_most"]),
             )
             for r in rows
-        ]
+        ], (_month(newest) if newest is not None else None)
 
     @staticmethod
     def _tiers(sql: _Sql, words: list[str], vocabulary: list[_Word]) -> list[tuple[int, str]]:
@@ -707,27 +928,39 @@ class PostgresSearch:
     @staticmethod
     def _keyed_tiers(
         tenant_id: TenantId, query: SearchQuery, words: list[str], vocabulary: list[_Word]
-    ) -> dict[int, str]:
-        """Tier -> tsquery over ``search.doc_keys`` for the word tiers the relevance page
-        reads from the tenant-keyed index: every tier when the query has filters that can
-        all be keyed (its words AND the filters), otherwise the name tiers the vocabulary
-        bounds by KEYED_PAGE_MAX documents (a tier needs every word: its bound is the
-        smallest of its words')."""
+    ) -> dict[int, tuple[str, bool]]:
+        """Tier -> (tsquery over ``search.dated_doc_keys``, windowed) for the word tiers the
+        relevance page reads from the tenant-keyed index: every tier when the query has
+        filters that can all be keyed (its words AND the filters), otherwise the name tiers
+        that do not match so many documents that the recency index finds a page at once
+        (BROAD_DOCS). A tier the vocabulary bounds by KEYED_PAGE_MAX documents (a tier needs
+        every word: its bound is the smallest of its words') is read in one scan; the others
+        newest months first (``windowed``, see MONTH_WINDOWS)."""
         if not words:
             return {}
         key = _tenant_key(tenant_id)
         keyed_filter = _filter_tsquery(key, query)
         tiers = _tsqueries(words, vocabulary, key)
-        if keyed_filter is not None:
-            return {tier: f"({tsquery}) & ({keyed_filter})" for tier, tsquery in tiers.items()}
         bounds = {
             _TIER_PREFIX: min(v.prefix_docs for v in vocabulary),
             _TIER_FUZZY: min(v.prefix_docs + v.near_docs for v in vocabulary),
         }
+        if keyed_filter is not None:
+            return {
+                tier: (
+                    f"({tsquery}) & ({keyed_filter})",
+                    bounds.get(tier, KEYED_PAGE_MAX + 1) > KEYED_PAGE_MAX,
+                )
+                for tier, tsquery in tiers.items()
+            }
+        least = {
+            _TIER_PREFIX: max(v.prefix_most for v in vocabulary) if len(words) == 1 else 0,
+            _TIER_FUZZY: max(v.near_most for v in vocabulary) if len(words) == 1 else 0,
+        }
         return {
-            tier: tsquery
+            tier: (tsquery, bounds[tier] > KEYED_PAGE_MAX)
             for tier, tsquery in tiers.items()
-            if bounds.get(tier, KEYED_PAGE_MAX + 1) <= KEYED_PAGE_MAX
+            if tier in bounds and least[tier] < BROAD_DOCS
         }
 
     async def _relevance_page(
@@ -736,17 +969,22 @@ class PostgresSearch:
         tiers: list[tuple[int, str]],
         after: list[Any] | None,
         wanted: int,
-        keyed: dict[int, str] | None = None,
+        keyed: dict[int, tuple[str, bool]] | None = None,
+        newest: int | None = None,
     ) -> list[asyncpg.Record]:
         """One statement: a LIMITed, newest-first branch per tier, in tier order. The outer
         LIMIT stops the Append once it has enough rows, so later tiers are not even read, and
         a broad match walks the recency index and stops early.
 
-        With ``keyed`` (tier -> tsquery over ``search.doc_keys``, see :meth:`_keyed_tiers`),
+        With ``keyed`` (tier -> (tsquery over ``search.dated_doc_keys``, windowed), see
+        :meth:`_keyed_tiers`),
         those tiers are driven by the tenant-keyed index instead: it hands over exactly the
         matching rows. Words with filters match few documents, and the plain statement read
         them from the (tenant_id, tsv) index and tested the filters on the heap: 3,000 rows
-        read for 186 matches of a description word with a language and a status (13 ms)."""
+        read for 186 matches of a description word with a language and a status (13 ms).
+        A windowed keyed tier is one branch per month window from the ``newest`` month (or
+        the cursor's) back (see :func:`_windows`): the LIMIT stops after the windows that
+        hold enough rows."""
         start_tier, after_key = _TIER_EXACT + 1, None
         if after is not None:
             try:
@@ -756,27 +994,54 @@ class PostgresSearch:
                 raise ValidationFailed([FieldError("query.cursor", "invalid cursor")]) from exc
         local = _Sql.copy(sql)
         limit = local.arg(wanted)
+        key = _tenant_key(local.args[0])
         branches: list[str] = []
         for position, (tier, condition) in enumerate(tiers):
             if tier > start_tier:
                 continue
+            resume = tier == start_tier and after_key is not None
+            # The keyed query holds the filters: the plain twins are left out (see _facets
+            # for the tenant test as a plain filter).
+            keyed_where = ["(tenant_id = $1) is true", "not deleted"]
+            drivers: list[list[str]]
             if keyed and tier in keyed:
-                # The keyed query holds the filters: the plain twins are left out (see
-                # _facets for the tenant test as a plain filter).
-                where = ["(tenant_id = $1) is true", "not deleted"]
-                driver = f"{_DOC_KEYS} @@ {local.arg(keyed[tier])}::tsquery"
+                tsquery, windowed = keyed[tier]
+                where = keyed_where
+                anchor = newest
+                if anchor is not None and after_key is not None and resume:
+                    anchor = min(anchor, _month(after_key[0]))
+                windows = _windows(anchor) if windowed and anchor is not None else None
+                if windows:
+                    drivers = []
+                    for window in windows:
+                        if window.outside is None:
+                            months = " | ".join(_lexeme(f"{key}c.{m}") for m in window.months)
+                            windowed_query = f"({tsquery}) & ({months})"
+                            drivers.append([f"{_DOC_KEYS} @@ {local.arg(windowed_query)}::tsquery"])
+                        else:
+                            start, end = window.outside
+                            drivers.append(
+                                [
+                                    f"{_DOC_KEYS} @@ {local.arg(tsquery)}::tsquery",
+                                    f"(created_at < {local.arg(start)}"
+                                    f" or created_at >= {local.arg(end)})",
+                                ]
+                            )
+                else:
+                    drivers = [[f"{_DOC_KEYS} @@ {local.arg(tsquery)}::tsquery"]]
             else:
-                where, driver = list(local.where), condition
-            clauses = [*where, driver, *(f"not ({c})" for _, c in tiers[:position])]
-            if tier == start_tier and after_key is not None:
-                clauses.append(
-                    f"(created_at, id) < ({local.arg(after_key[0])}, {local.arg(after_key[1])})"
+                where, drivers = list(local.where), [[condition]]
+            for driver in drivers:
+                clauses = [*where, *driver, *(f"not ({c})" for _, c in tiers[:position])]
+                if resume and after_key is not None:
+                    clauses.append(
+                        f"(created_at, id) < ({local.arg(after_key[0])}, {local.arg(after_key[1])})"
+                    )
+                branches.append(
+                    f"""(select {_HIT_COLUMNS}, {tier} as tier from search.pocs
+                         where {" and ".join(clauses)}
+                         order by created_at desc, id desc limit {limit})"""
                 )
-            branches.append(
-                f"""(select {_HIT_COLUMNS}, {tier} as tier from search.pocs
-                     where {" and ".join(clauses)}
-                     order by created_at desc, id desc limit {limit})"""
-            )
         if not branches:
             return []
         body = " union all ".join(branches)
@@ -846,18 +1111,23 @@ class PostgresSearch:
         query: SearchQuery,
         words: list[str],
         vocabulary: list[_Word],
+        matches: int = 0,
     ) -> tuple[list[FacetCount], list[FacetCount], bool]:
-        """Top languages and tags of the matches.
+        """Top languages and tags of the matches (``matches``: a lower bound of their
+        number when the caller knows one).
 
         Without words and with no filter or a single language or tag: exact, from the
         tenant's counts (``search.facets``). Otherwise exact up to FACET_CAP matching
         documents; beyond that (third value False) counted over FACET_CAP of them, taken
-        from the best tiers first.
+        from the best tiers first, or over FACET_SAMPLE of them when the tenant's counts
+        prove beforehand that there are more than FACET_CAP (a name word's vocabulary, or
+        the count of two filter values): the exact count could not be had anyway, and
+        reading FACET_CAP + 1 rows was most of a cold request.
 
         The tiers are disjoint branches of one Append, each LIMITed, and the outer LIMIT
         stops it: a broad query reads FACET_CAP + 1 rows of its best tiers and never runs
         the weaker ones. Each branch is one tsquery over the tenant-keyed index
-        (``search.doc_keys``, migration 0012): the tier's words AND every filter, so the
+        (``search.dated_doc_keys``, migration 0013): the tier's words AND every filter, so the
         index hands over only matching rows. The tenant test is then a plain filter (``is
         true`` keeps it out of the index conditions: ANDing a bitmap of the tenant's
         100,000 rows cost more than the whole keyed scan); the plain filter conditions are
@@ -869,6 +1139,12 @@ class PostgresSearch:
         group = _facet_filter(query)
         if group is not None:
             return await self._counted_facets(tenant, group)
+        least = (
+            matches
+            or _least_matches(query, vocabulary)
+            or await self._filter_matches(tenant, query)
+        )
+        cap = FACET_SAMPLE if least > FACET_CAP else FACET_CAP
         key = _tenant_key(tenant)
         keyed_filter = _filter_tsquery(key, query)
         keyed = _tsqueries(words, vocabulary, key) if words else {}
@@ -891,19 +1167,21 @@ class PostgresSearch:
             clauses = [*where, *driver, *(f"not ({c})" for _, c in tiers[:position])]
             branches.append(
                 f"""(select languages, tags from search.pocs
-                     where {" and ".join(clauses)} limit {FACET_CAP + 1})"""
+                     where {" and ".join(clauses)} limit {cap + 1})"""
             )
         typed = _typed_unused(" ".join(branches), local.args)
         rows = await self._fetch(
             f"""with {typed + "," if typed else ""} m as materialized (
-                    select * from ({" union all ".join(branches)}) u limit {FACET_CAP + 1})
+                    select * from ({" union all ".join(branches)}) u limit {cap + 1})
                 select 'n' as kind, null as v, count(*) as n from m
                 union all
-                select 'l', v, count(*) from (select * from m limit {FACET_CAP}) s,
-                    unnest(s.languages) v group by v
+                select 'l', v, count(*) from (
+                    select unnest(s.languages) as v from (select * from m limit {cap}) s) l
+                group by v
                 union all
-                select 't', v, count(*) from (select * from m limit {FACET_CAP}) s,
-                    unnest(s.tags) v group by v""",
+                select 't', v, count(*) from (
+                    select unnest(s.tags) as v from (select * from m limit {cap}) s) t
+                group by v""",
             local.args,
         )
         counts: dict[str, Counter[str]] = {"l": Counter(), "t": Counter()}
@@ -913,7 +1191,22 @@ class PostgresSearch:
                 matched = row["n"]
             else:
                 counts[row["kind"]][row["v"]] = row["n"]
-        return _top(counts["l"]), _top(counts["t"]), matched <= FACET_CAP
+        return _top(counts["l"]), _top(counts["t"]), cap == FACET_CAP and matched <= cap
+
+    async def _filter_matches(self, tenant_id: TenantId, query: SearchQuery) -> int:
+        """A lower bound of the documents matching a query without words from the tenant's
+        counts (``search.facets``), 0 when they cannot tell: the documents with one of
+        several languages or tags (the largest of their counts), or with two given values
+        (the count of one value among the documents with the other, exact)."""
+        pair = _filter_pair(query)
+        if pair is None:
+            return 0
+        rows = await self._fetch(
+            """select coalesce(max(docs), 0) as docs from search.facets
+               where tenant_id = $1 and filter = $2 and kind = $3 and value = any($4::text[])""",
+            [tenant_id, *pair],
+        )
+        return int(rows[0]["docs"]) if rows else 0
 
     async def _counted_facets(
         self, tenant_id: TenantId, group: str
