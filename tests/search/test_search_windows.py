@@ -4,6 +4,7 @@ after the newest month) come in relevance order, complete, without duplicates.""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 import uuid
@@ -89,16 +90,7 @@ async def all_pages(index: SearchIndex, tenant: TenantId, query: SearchQuery) ->
     ids: list[uuid.UUID] = []
     cursor = None
     while True:
-        page = await index.search(
-            tenant,
-            SearchQuery(
-                q=query.q,
-                languages=query.languages,
-                status=query.status,
-                cursor=cursor,
-                limit=query.limit,
-            ),
-        )
+        page = await index.search(tenant, dataclasses.replace(query, cursor=cursor))
         ids += [h.id for h in page.hits]
         cursor = page.next_cursor
         if cursor is None:
@@ -199,22 +191,7 @@ async def test_newest_pages_of_two_filter_values_span_the_windows(
         SearchQuery(tags_all=("kafka", "ml"), limit=4),
         SearchQuery(tags_all=("ml",), languages=("python",), limit=4),
     ):
-        ids: list[uuid.UUID] = []
-        cursor = None
-        while True:
-            page = await index.search(
-                tenant_id,
-                SearchQuery(
-                    tags_all=query.tags_all,
-                    languages=query.languages,
-                    cursor=cursor,
-                    limit=query.limit,
-                ),
-            )
-            ids += [h.id for h in page.hits]
-            cursor = page.next_cursor
-            if cursor is None:
-                break
+        ids = await all_pages(index, tenant_id, query)
         expected = (
             [d.id for d in wanted]
             if query.tags_all == ("kafka", "ml")
