@@ -83,6 +83,7 @@ bench-tracing: db
 
 bench-search: install services
 	bash scripts/ensure-tools.sh wrk:wrk
+	bash scripts/ensure-bench-postgres.sh
 	$(BIN)/python -m loadtests.bench_search
 
 bench-dojo: db

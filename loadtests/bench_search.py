@@ -7,8 +7,12 @@ What it does, in one run (about 8 minutes at the default size on the 2-core mach
 ``--skip-load``):
 
 1. creates (idempotently) the database ``pocdojo_bench`` (or ``$BENCH_SEARCH_DB``) with the
-   project's roles and extensions (``schema.bootstrap`` as ``postgres``) and migrates it; the
-   dev database ``pocdojo`` is never touched;
+   project's roles and extensions (``schema.bootstrap`` as ``postgres``) and migrates it, on
+   the bench's own PostgreSQL cluster, 127.0.0.1:5433 (``$BENCH_PG_PORT``), which
+   ``scripts/ensure-bench-postgres.sh`` (run by ``make bench-search``) creates and starts
+   with production's memory settings (RDS db.r7g.large defaults: ``shared_buffers`` 4 GB);
+   the machine's shared server (5432, Debian's 128 MB) and its databases are never touched
+   (``BENCH_PG_PORT=5432`` measures on it anyway);
 2. unless ``--skip-load``: generates a fixed, seeded data set (``generate_pocs``) of
    ``--docs`` PoCs over ``--tenants`` tenants with a skew: 3 tenants of 10% of the docs each
    (100,000 at the default size), the other tenants share the remaining 70% along a
@@ -18,6 +22,8 @@ What it does, in one run (about 8 minutes at the default size on the 2-core mach
    and with COPY into the naive table ``bench_naive.pocs`` (primary key only), then runs
    ``VACUUM ANALYZE`` on both. The load's figures are kept in ``bench_naive.meta`` so that
    ``--skip-load`` reuses the database and reports them again;
+   Before the runs, ``pg_prewarm`` reads both sides' tables and indexes into the buffers
+   (a running server holds its working set; a restarted one would measure its warm-up);
 3. picks the queries from the loaded data (deterministic: documents in id order, a seeded
    random generator), 400 per query type, half on the three large tenants and half on
    random small ones, one token per tenant (the dev issuer's key, ``./var``):
@@ -70,7 +76,7 @@ queries/s at concurrency 16 (the mix), on the project side.
 Load comes from wrk (C, epoll), not from Python: on 2 cores a Python load generator takes
 the CPU from the server. wrk still shares the 2 cores with uvicorn and PostgreSQL: the
 figures are for "everything on one 2-core machine". All traffic goes to 127.0.0.1; every
-step has a timeout. Requirements: PostgreSQL on 127.0.0.1:5432 (superuser ``postgres``
+step has a timeout. Requirements: PostgreSQL on 127.0.0.1:$BENCH_PG_PORT (superuser ``postgres``
 without password, as ``pocdojo migrate`` needs), Redis on 127.0.0.1:6379, ``wrk``.
 """
 
@@ -125,11 +131,15 @@ HOST = "127.0.0.1"
 # a branch whose migrations run ahead must not stamp the shared database with a revision the
 # others' code does not know.
 DB_NAME = os.environ.get("BENCH_SEARCH_DB", "pocdojo_bench")
-ADMIN_URL = f"postgresql://postgres@{HOST}:5432/postgres"
-OWNER_URL = f"postgresql://pocdojo_owner@{HOST}:5432/{DB_NAME}"
-APP_URL = f"postgresql://pocdojo_app@{HOST}:5432/{DB_NAME}"
-RELAY_URL = f"postgresql://pocdojo_relay@{HOST}:5432/{DB_NAME}"
-SEARCH_URL = f"postgresql://pocdojo_search@{HOST}:5432/{DB_NAME}"
+# The bench's own PostgreSQL cluster, configured like production's (scripts/ensure-bench-postgres.sh,
+# which `make bench-search` runs first); BENCH_PG_PORT=5432 measures on the shared server.
+PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5433"))
+ADMIN_URL = f"postgresql://postgres@{HOST}:{PG_PORT}/postgres"
+OWNER_URL = f"postgresql://pocdojo_owner@{HOST}:{PG_PORT}/{DB_NAME}"
+APP_URL = f"postgresql://pocdojo_app@{HOST}:{PG_PORT}/{DB_NAME}"
+RELAY_URL = f"postgresql://pocdojo_relay@{HOST}:{PG_PORT}/{DB_NAME}"
+SEARCH_URL = f"postgresql://pocdojo_search@{HOST}:{PG_PORT}/{DB_NAME}"
+BENCH_ADMIN_URL = f"postgresql://postgres@{HOST}:{PG_PORT}/{DB_NAME}"
 REDIS_URL = f"redis://{HOST}:6379/14"
 EVENTS_STREAM = "pocdojo-bench:events"
 NAMESPACE = uuid.UUID("0f3c2a61-43a5-4f1e-9d4b-6b2f0d6c5e21")
@@ -389,7 +399,10 @@ async def prepare_database() -> None:
     try:
         await schema.bootstrap(ADMIN_URL, DB_NAME)
     except (OSError, asyncpg.PostgresError) as exc:
-        raise BenchError(f"cannot bootstrap {DB_NAME} as postgres on {HOST}:5432: {exc}") from exc
+        raise BenchError(
+            f"cannot bootstrap {DB_NAME} as postgres on {HOST}:{PG_PORT}: {exc} "
+            "(scripts/ensure-bench-postgres.sh starts the bench's cluster)"
+        ) from exc
     await asyncio.to_thread(schema.migrate, OWNER_URL)
     conn = await asyncpg.connect(OWNER_URL, timeout=10)
     try:
@@ -1013,6 +1026,7 @@ class Report:
     code: str
     sizes: list[int]
     load: LoadStats
+    server: str = ""
     runs: list[Run] = field(default_factory=list)
     disk: dict[str, float] = field(default_factory=dict)
     upserts: UpsertStats | None = None
@@ -1209,6 +1223,7 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
         f"{info['memory']} RAM | {report.wrk}"
     )
     print(f"project code: {report.code}")
+    print(f"database server: {report.server}")
     cache = "off (--no-cache)" if args.no_cache else "on (repeated queries are cache hits)"
     print(f"project answer cache: {cache}")
     print(
@@ -1247,6 +1262,34 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
     print(f"run took {report.wall_s / 60:.1f} min")
 
 
+async def prewarm() -> str:
+    """Read both sides' tables and indexes into shared_buffers (pg_prewarm), as a running
+    production server holds its working set, and describe the server: a restarted cluster
+    starts empty, and the first minutes of a bench would measure its warm-up instead."""
+    conn = await asyncpg.connect(BENCH_ADMIN_URL, timeout=10)
+    try:
+        await conn.execute("create extension if not exists pg_prewarm")
+        t0 = time.perf_counter()
+        blocks = await conn.fetchval(
+            """select coalesce(sum(pg_prewarm(c.oid)), 0) from pg_class c
+               join pg_namespace n on n.oid = c.relnamespace
+               where n.nspname = any($1::text[]) and c.relkind in ('r', 'i', 'm')""",
+            ["search", SCHEMA],
+            timeout=900,
+        )
+        elapsed = time.perf_counter() - t0
+        version = await conn.fetchval("show server_version")
+        buffers = await conn.fetchval("show shared_buffers")
+        cache = await conn.fetchval("show effective_cache_size")
+    finally:
+        await conn.close()
+    log(f"pg_prewarm: {blocks * 8 / 1024:,.0f} MiB of search and {SCHEMA} read in {elapsed:.0f}s")
+    return (
+        f"PostgreSQL {version} on {HOST}:{PG_PORT}, shared_buffers {buffers}, "
+        f"effective_cache_size {cache}; tables prewarmed ({blocks * 8 / 1024:,.0f} MiB)"
+    )
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -1280,7 +1323,10 @@ async def bench(args: argparse.Namespace) -> Report:
             f"{stats.baseline_s:.0f}s); vacuum analyze {stats.project_vacuum_s:.0f}s + "
             f"{stats.baseline_vacuum_s:.0f}s"
         )
-    report = Report(info=info, wrk=version, code=code_version(), sizes=sizes, load=stats)
+    server = await prewarm()
+    report = Report(
+        info=info, wrk=version, code=code_version(), sizes=sizes, load=stats, server=server
+    )
     queries = await build_queries(tenants, args.seed)
     ports: dict[Side, int] = {"project": free_port(), "baseline": free_port()}
     issuer = f"http://{HOST}:{ports['project']}/auth"
