@@ -131,8 +131,9 @@ HOST = "127.0.0.1"
 # a branch whose migrations run ahead must not stamp the shared database with a revision the
 # others' code does not know.
 DB_NAME = os.environ.get("BENCH_SEARCH_DB", "pocdojo_bench")
-# The bench's own PostgreSQL cluster, configured like production's (scripts/ensure-bench-postgres.sh,
-# which `make bench-search` runs first); BENCH_PG_PORT=5432 measures on the shared server.
+# The bench's own PostgreSQL cluster, configured like production's memory (made and started by
+# scripts/ensure-bench-postgres.sh, which `make bench-search` runs first); BENCH_PG_PORT=5432
+# measures on the machine's shared server instead.
 PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5433"))
 ADMIN_URL = f"postgresql://postgres@{HOST}:{PG_PORT}/postgres"
 OWNER_URL = f"postgresql://pocdojo_owner@{HOST}:{PG_PORT}/{DB_NAME}"
