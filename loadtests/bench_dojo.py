@@ -1153,7 +1153,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=5.0, help="typing seconds not measured")
     parser.add_argument("--drain", type=float, default=5.0, help="max wait for late deliveries")
     parser.add_argument("--connect-timeout", type=float, default=300.0, help="seconds")
-    parser.add_argument("--procs", type=int, default=1, help="load generator processes")
+    parser.add_argument(
+        "--procs",
+        type=int,
+        default=2,
+        help="load generator processes (default 2: one Node process at S=50 is ~65%% busy, "
+        "and its own queueing showed up in both sides' p99)",
+    )
     parser.add_argument("--side", choices=("both", "project", "baseline"), default="both")
     parser.add_argument(
         "--path",
