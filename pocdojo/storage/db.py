@@ -25,6 +25,12 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
 )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A pool ``reset`` that sends nothing: asyncpg still rolls back an open transaction
+    and drops listeners first (``Connection._reset``), but skips the round trip of
+    ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on every release."""
+
+
 class Database:
     """An asyncpg pool as an async context manager.
 
@@ -41,9 +47,11 @@ class Database:
         max_size: int = 10,
         command_timeout: float = 5.0,
         server_settings: dict[str, str] | None = None,
+        reset_sessions: bool = True,
     ) -> None:
         self._dsn = dsn
         self._server_settings = server_settings
+        self._reset_sessions = reset_sessions
         self._min_size = min_size
         self._max_size = max_size
         self._command_timeout = command_timeout
@@ -71,6 +79,7 @@ class Database:
             timeout=2.0,
             max_inactive_connection_lifetime=60.0,
             server_settings=self._server_settings,
+            reset=None if self._reset_sessions else _keep_session,
         )
         observe.register_pool(self._pool)
 

@@ -120,8 +120,15 @@ SEARCH_SERVER_SETTINGS = {
 
 
 def open_search_database(url: str, *, max_size: int = 10) -> Database:
-    """The search role's pool, with the settings the queries below are tuned for."""
-    return Database(url, max_size=max_size, server_settings=SEARCH_SERVER_SETTINGS)
+    """The search role's pool, with the settings the queries below are tuned for.
+
+    Its connections are not reset between uses: nothing here leaves session state behind
+    (settings come from ``server_settings`` and the role, locks are transaction-scoped,
+    the staging table is ``on commit drop``), and the reset's round trip was 0.18 of the
+    0.30 ms a pooled ``select 1`` took (an open transaction is still rolled back)."""
+    return Database(
+        url, max_size=max_size, server_settings=SEARCH_SERVER_SETTINGS, reset_sessions=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
