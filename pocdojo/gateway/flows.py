@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import quote
 
@@ -51,6 +52,12 @@ class Socket(Protocol):
     async def receive(self) -> bytes | str | None:
         """The next message; None once the peer is gone."""
         ...
+
+
+Listen = Callable[[Callable[[bytes | str], bool]], Awaitable[None]]
+"""What a socket may offer besides `Socket.receive`: hand each message to a callback as it
+is parsed (the gateway's own listener), until the peer is gone or the callback returns
+False."""
 
 
 class Refused(Exception):
@@ -265,18 +272,26 @@ async def _run_sync(
     if link is None:
         await socket.close(TRY_AGAIN_LATER, "session unavailable, retry")
         return
+
+    def take(data: bytes | str) -> bool:
+        """One message from the client; False once the socket is being closed."""
+        if isinstance(data, str):
+            out.close(UNSUPPORTED_DATA, "the Yjs protocol is binary")
+            return False
+        link.submit(conn_id, data)
+        return not out.closed
+
+    listen: Listen | None = getattr(socket, "listen", None)
     # From here on the actor knows this connection: every exit path must tell it we left,
     # or the session never goes idle.
     try:
         await _presence(services, principal, dojo, joined=True)
-        while not out.closed:
-            data = await socket.receive()
-            if data is None:
-                break
-            if isinstance(data, str):
-                out.close(UNSUPPORTED_DATA, "the Yjs protocol is binary")
-                break
-            link.submit(conn_id, data)
+        if listen is not None:
+            await listen(take)
+        else:
+            while not out.closed and (data := await socket.receive()) is not None:
+                if not take(data):
+                    break
     except LinkBroken:
         out.close(SERVICE_RESTART, "session restarting, reconnect")
     except asyncio.CancelledError:

@@ -30,6 +30,7 @@ from websockets.typing import Subprotocol
 
 from pocdojo.api.context import Services, open_services
 from pocdojo.engine.limits import Limits
+from pocdojo.gateway.connection import PushConnection
 from pocdojo.gateway.flows import Refused, admit, run_events, run_sync, token_and_subprotocol
 from pocdojo.gateway.host import SessionHost
 from pocdojo.gateway.hub import DojoHub
@@ -44,7 +45,7 @@ SEND_NOW_BUFFER = 64 * 1024  # bytes a socket may hold unsent before writes wait
 
 
 class WebsocketsSocket:
-    def __init__(self, connection: ServerConnection) -> None:
+    def __init__(self, connection: PushConnection) -> None:
         self.connection = connection
 
     async def send_bytes(self, data: bytes) -> None:
@@ -78,10 +79,35 @@ class WebsocketsSocket:
         await self.connection.close(code, reason)
 
     async def receive(self) -> bytes | str | None:
+        return await self.connection.next_message()
+
+    async def listen(self, on_message: Callable[[bytes | str], bool]) -> None:
+        """Hand each message to ``on_message`` as soon as it is parsed (no task switch per
+        message), until the peer is gone or ``on_message`` returns False; an exception it
+        raises ends the listening and is raised here."""
+        connection = self.connection
+        stopped: asyncio.Future[None] = connection.loop.create_future()
+
+        def deliver(message: bytes | str) -> None:
+            if stopped.done():
+                return
+            try:
+                more = on_message(message)
+            except Exception as exc:
+                stopped.set_exception(exc)
+                return
+            if not more:
+                stopped.set_result(None)
+
+        connection.consume(deliver)
         try:
-            return await self.connection.recv()
-        except ConnectionClosed:
-            return None
+            await asyncio.wait(
+                [stopped, connection.connection_lost_waiter], return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            connection.consume(None)
+        if stopped.done():
+            stopped.result()
 
 
 @functools.lru_cache(maxsize=1)
@@ -146,6 +172,7 @@ class Gateway:
         await self.handle(connection, internal=True)
 
     async def handle(self, connection: ServerConnection, *, internal: bool = False) -> None:
+        assert isinstance(connection, PushConnection)  # see _listener
         dojo_id, kind, token = _route(connection)
         if token is None:
             headers: Headers = connection.request.headers if connection.request else Headers()
@@ -174,6 +201,7 @@ def _listener(handler: Any, host: str, port: int, *, reuse_port: bool) -> Any:
         port,
         reuse_port=reuse_port,
         compression=None,
+        create_connection=PushConnection,
         max_size=Limits().max_message_bytes + FRAME_SLACK,
         process_request=_process_request,
         select_subprotocol=_select_subprotocol,

@@ -1,0 +1,241 @@
+"""The gateway listener's `PushConnection`: messages cut from reads of whole binary frames
+(the fast path) or parsed by `websockets`, always complete and in order, whatever the way
+the client's bytes are split into reads."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import random
+import socket
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from websockets.asyncio.server import serve
+from websockets.frames import Frame, Opcode
+
+from pocdojo.gateway.connection import FrameBoundary, PushConnection, whole_binary_frames
+
+MAX_SIZE = 200_000
+
+
+def _frame(opcode: Opcode, data: bytes, *, fin: bool = True, mask: bool = True) -> bytes:
+    return Frame(opcode, data, fin).serialize(mask=mask)
+
+
+def _cuts(rng: random.Random, data: bytes, pieces: int) -> list[bytes]:
+    points = sorted(rng.sample(range(1, len(data)), min(pieces, len(data) - 1)))
+    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+
+
+frames = st.lists(
+    st.tuples(
+        st.sampled_from([Opcode.BINARY, Opcode.TEXT, Opcode.CONT, Opcode.PING]),
+        st.one_of(st.integers(0, 140), st.integers(60_000, 70_000)),
+        st.booleans(),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(frames=frames, seed=st.integers(0, 2**32 - 1))
+def test_frame_boundary_knows_where_frames_end(
+    frames: list[tuple[Opcode, int, bool, bool]], seed: int
+) -> None:
+    rng = random.Random(seed)
+    stream, ends = b"", {0}
+    for opcode, size, fin, mask in frames:
+        if opcode is Opcode.PING:  # a control frame: final, at most 125 bytes
+            size, fin = min(size, 125), True
+        stream += _frame(opcode, bytes(size), fin=fin, mask=mask)
+        ends.add(len(stream))
+    boundary, seen = FrameBoundary(), 0
+    for chunk in _cuts(rng, stream, rng.randint(1, 12)):
+        seen += len(chunk)
+        assert boundary.feed(chunk) == (seen in ends)
+
+
+def test_whole_binary_frames_takes_only_whole_masked_final_binary_frames() -> None:
+    a, b = os.urandom(10), os.urandom(300)  # a 7-bit and a 16-bit length
+    both = _frame(Opcode.BINARY, a) + _frame(Opcode.BINARY, b)
+    assert whole_binary_frames(both, MAX_SIZE) == [a, b]
+    assert whole_binary_frames(_frame(Opcode.BINARY, b""), MAX_SIZE) == [b""]
+    assert whole_binary_frames(both[:-1], MAX_SIZE) is None  # the last one is cut
+    assert whole_binary_frames(both + both[:3], MAX_SIZE) is None
+    assert whole_binary_frames(_frame(Opcode.BINARY, b, mask=False), MAX_SIZE) is None
+    assert whole_binary_frames(_frame(Opcode.BINARY, a, fin=False), MAX_SIZE) is None
+    assert whole_binary_frames(_frame(Opcode.TEXT, a), MAX_SIZE) is None
+    assert whole_binary_frames(_frame(Opcode.PING, a), MAX_SIZE) is None
+    assert whole_binary_frames(_frame(Opcode.BINARY, bytes(70_000)), MAX_SIZE) is None  # 64-bit
+    assert whole_binary_frames(_frame(Opcode.BINARY, b), 299) is None  # websockets says 1009
+
+
+class _RawClient:
+    """A websocket client made of a plain socket, writing exactly the bytes it is given."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.request = (
+            f"GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+
+    async def open(self) -> bytes:
+        """Send the request, return the response head."""
+        await asyncio.to_thread(self.sock.sendall, self.request)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += await asyncio.to_thread(self.sock.recv, 4096)
+        return head
+
+    async def send(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            await asyncio.to_thread(self.sock.sendall, chunk)
+            await asyncio.sleep(0.001)  # let each chunk arrive as a read of its own
+
+    async def read_close(self) -> bytes:
+        data = b""
+        while chunk := await asyncio.to_thread(self.sock.recv, 4096):
+            data += chunk
+        return data
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def _server(handler: Any) -> Any:
+    return await serve(handler, "127.0.0.1", 0, create_connection=PushConnection, max_size=MAX_SIZE)
+
+
+def _scenario(rng: random.Random) -> tuple[list[bytes], list[bytes | str]]:
+    """A client's frames (typing, a fragmented message, text, pings) and the messages
+    they make."""
+    frames, messages = [], []
+    for _ in range(rng.randint(5, 40)):
+        kind = rng.random()
+        if kind < 0.7:
+            data = os.urandom(rng.choice([rng.randint(0, 60), rng.randint(126, 3000)]))
+            frames.append(_frame(Opcode.BINARY, data))
+            messages.append(data)
+        elif kind < 0.8:
+            parts = [os.urandom(rng.randint(0, 200)) for _ in range(rng.randint(2, 4))]
+            frames.append(_frame(Opcode.BINARY, parts[0], fin=False))
+            for i, part in enumerate(parts[1:], start=2):
+                frames.append(_frame(Opcode.CONT, part, fin=i == len(parts)))
+            messages.append(b"".join(parts))
+        elif kind < 0.9:
+            text = "é" * rng.randint(0, 20)
+            frames.append(_frame(Opcode.TEXT, text.encode()))
+            messages.append(text)
+        else:
+            frames.append(_frame(Opcode.PING, os.urandom(4)))
+    return frames, messages
+
+
+@pytest.mark.parametrize("how", ["listen", "next_message"])
+async def test_messages_arrive_whole_and_in_order_however_reads_are_cut(how: str) -> None:
+    received: dict[int, list[bytes | str]] = {}
+    fast = 0
+
+    async def handler(connection: Any) -> None:
+        nonlocal fast
+        got = received.setdefault(int(connection.request.path.split("=")[1]), [])
+        if how == "listen":
+            connection.consume(got.append)
+            await connection.wait_closed()
+        else:
+            while (message := await connection.next_message()) is not None:
+                got.append(message)
+        fast += connection.fast_messages
+
+    expected: dict[int, list[bytes | str]] = {}
+    async with await _server(handler) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        for seed in range(12):
+            rng = random.Random(seed)
+            frames, expected[seed] = _scenario(rng)
+            client = _RawClient(port)
+            client.request = client.request.replace(b"GET /x", f"GET /x?s={seed}".encode())
+            assert (await client.open()).startswith(b"HTTP/1.1 101")
+            if seed % 2:  # whole frames per read, one to three (what Yjs clients do)
+                chunks, i = [], 0
+                while i < len(frames):
+                    step = rng.randint(1, 3)
+                    chunks.append(b"".join(frames[i : i + step]))
+                    i += step
+            else:  # cut anywhere
+                stream = b"".join(frames)
+                chunks = _cuts(rng, stream, rng.randint(1, min(len(stream) // 8, 60)))
+            await client.send(chunks)
+            await client.send([_frame(Opcode.CLOSE, (1000).to_bytes(2, "big"))])
+            await client.read_close()
+            client.close()
+        for _ in range(200):
+            if len(received) == len(expected) and all(received[s] == expected[s] for s in expected):
+                break
+            await asyncio.sleep(0.01)
+    assert received == expected
+    assert fast > 0  # whole reads of typing frames took the fast path
+
+
+async def test_frames_sent_with_the_request_are_not_lost() -> None:
+    """A client that does not wait for the 101 (against RFC 6455, but possible): its
+    frames in the request's packet go through websockets, in order."""
+    got: list[bytes | str] = []
+    done = asyncio.Event()
+
+    async def handler(connection: Any) -> None:
+        connection.consume(got.append)
+        await connection.wait_closed()
+        done.set()
+
+    async with await _server(handler) as server:
+        client = _RawClient(next(iter(server.sockets)).getsockname()[1])
+        first, second = os.urandom(5), os.urandom(7)
+        framed = _frame(Opcode.BINARY, second)
+        client.request += _frame(Opcode.BINARY, first) + framed[:3]
+        await client.open()
+        await client.send([framed[3:], _frame(Opcode.BINARY, b"3")])
+        await client.send([_frame(Opcode.CLOSE, (1000).to_bytes(2, "big"))])
+        await client.read_close()
+        client.close()
+        await asyncio.wait_for(done.wait(), 5)
+    assert got == [first, second, b"3"]
+
+
+async def test_bad_utf8_text_closes_1007_and_protocol_errors_still_close() -> None:
+    closes: list[int | None] = []
+
+    async def handler(connection: Any) -> None:
+        while await connection.next_message() is not None:
+            pass
+        sent = connection.protocol.close_sent
+        closes.append(sent.code if sent is not None else None)
+
+    async with await _server(handler) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        for bad in (
+            _frame(Opcode.TEXT, b"\xff\xfe"),  # not UTF-8
+            _frame(Opcode.BINARY, b"abc", mask=False),  # clients must mask
+            _frame(Opcode.CONT, b"abc"),  # a continuation of nothing
+            _frame(Opcode.BINARY, bytes(MAX_SIZE + 1)),  # too big
+        ):
+            client = _RawClient(port)
+            await client.open()
+            await client.send([_frame(Opcode.BINARY, b"ok"), bad])
+            await client.read_close()
+            client.close()
+        for _ in range(200):
+            if len(closes) == 4:
+                break
+            await asyncio.sleep(0.01)
+    assert closes == [1007, 1002, 1002, 1009]
