@@ -253,6 +253,7 @@ class DojoSessionActor:
         except Exception as exc:
             self.batch_done(batch, None, started, exc)
             return 0
+        DOJO_UPDATE_LOG_FLUSH_DURATION.observe(time.monotonic() - started)
         self.batch_done(batch, last_seq, started)
         return len(batch)
 
@@ -283,7 +284,6 @@ class DojoSessionActor:
             log.warning("dojo %s: %d updates not yet stored (%s)", self._dojo, len(batch), error)
             return
         self._last_seq = last_seq
-        DOJO_UPDATE_LOG_FLUSH_DURATION.observe(time.monotonic() - started)
         del self._pending[: len(batch)]
         # What arrived during the flush is at most this old.
         self._pending_since = started if self._pending else None

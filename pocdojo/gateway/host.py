@@ -31,6 +31,7 @@ from typing import Any, cast
 from redis import asyncio as aioredis
 
 from pocdojo.actors.dojo_session import DojoSessionActor
+from pocdojo.metrics import DOJO_UPDATE_LOG_FLUSH_DURATION
 from pocdojo.settings import Settings
 from pocdojo.storage import dojos
 from pocdojo.storage.blobs import FileBlobStore, S3BlobStore
@@ -174,6 +175,8 @@ class SessionHost:
                 session.batch_done(batch, None, started, exc)
             return 0
         self.flushes += 1
+        # One group commit for every hosted dojo: one observation, not one per dojo.
+        DOJO_UPDATE_LOG_FLUSH_DURATION.observe(time.monotonic() - started)
         for session, batch in taken:
             session.batch_done(batch, written[session.dojo_key[1]], started)
         return sum(len(batch) for _, batch in taken)

@@ -112,8 +112,14 @@ class WebsocketsSocket:
 
 @functools.lru_cache(maxsize=1)
 def _frame(data: bytes) -> bytes:
-    """The wire form of a binary message; a fan-out asks for the same message once per
-    peer in a row, so remembering the last one frames it once for all of them."""
+    """The wire form of a binary message from the server (final, unmasked, no extension);
+    a fan-out asks for the same message once per peer in a row, so remembering the last one
+    frames it once for all of them."""
+    size = len(data)
+    if size < 126:
+        return bytes((0x82, size)) + data
+    if size < 65536:
+        return bytes((0x82, 126)) + size.to_bytes(2, "big") + data
     return Frame(Opcode.BINARY, data).serialize(mask=False)
 
 

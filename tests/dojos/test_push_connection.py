@@ -239,3 +239,12 @@ async def test_bad_utf8_text_closes_1007_and_protocol_errors_still_close() -> No
                 break
             await asyncio.sleep(0.01)
     assert closes == [1007, 1002, 1002, 1009]
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 300, 65_535, 65_536, 70_000])
+def test_the_fan_outs_frames_are_what_websockets_would_write(size: int) -> None:
+    from pocdojo.gateway.server import _frame
+
+    data = os.urandom(size)
+    _frame.cache_clear()
+    assert _frame(data) == Frame(Opcode.BINARY, data).serialize(mask=False)
