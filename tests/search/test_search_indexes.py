@@ -1,4 +1,5 @@
-"""The search schema's GIN indexes keep their pending lists short (migration 0014).
+"""The search schema's GIN indexes: pending lists kept short (migration 0014), the
+tenant-keyed one on a function call (migration 0015).
 
 Every scan of a GIN index reads its whole pending list, and the search projection is one
 table for every tenant: with PostgreSQL's default (4 MB) a few thousand writes anywhere made
@@ -9,6 +10,7 @@ word on the 1,000,000-PoC bench). A GIN index added later without the bound fail
 from __future__ import annotations
 
 from pocdojo.storage.db import Database
+from pocdojo.storage.search_postgres import _DOC_KEYS
 
 MAX_PENDING_LIST_KB = 256
 
@@ -35,3 +37,22 @@ async def test_every_search_gin_index_bounds_its_pending_list(search_db: Databas
     }
     unbounded = {name: kb for name, kb in limits.items() if kb is None or kb > MAX_PENDING_LIST_KB}
     assert not unbounded, f"GIN indexes without a pending list of <= 256 kB: {unbounded}"
+
+
+async def test_the_keyed_index_is_on_a_call_the_planner_does_not_inline(
+    search_db: Database,
+) -> None:
+    """Migration 0015: the tenant-keyed index is on ``search.tenant_keys(...)``, a function
+    with a SET clause (never inlined), and the service's keyed conditions match it."""
+    async with search_db.connection() as conn:
+        config = await conn.fetchval(
+            """select proconfig from pg_proc where oid = 'search.tenant_keys(uuid, tsvector,
+               tsvector, text[], text[], text, smallint, uuid, timestamptz)'::regprocedure"""
+        )
+        assert config, "search.tenant_keys needs its SET clause, or the planner inlines it"
+        definition = await conn.fetchval(
+            "select pg_get_indexdef('search.pocs_tenant_keys'::regclass)"
+        )
+    # what the service's keyed conditions write is the index's expression, so they match it
+    assert _DOC_KEYS in definition
+    assert "WHERE (NOT deleted)" in definition
