@@ -48,24 +48,18 @@ def whole_binary_frames(data: bytes, max_size: int | None) -> list[bytes] | None
     end = len(data)
     i = 0
     while i < end:
-        if end - i < 6 or data[i] != BINARY_FIN:
+        if end - i < 2 or data[i] != BINARY_FIN or not data[i + 1] & MASKED:
             return None
-        second = data[i + 1]
-        if not second & MASKED:
+        header = _header(data, i)
+        if header is None:
             return None
-        length = second & 0x7F
-        start = i + 2
-        if length == 126:
-            if end - start < 6:
-                return None
-            length = int.from_bytes(data[start : start + 2], "big")
-            start += 2
-        elif length == 127:
+        start, length = header
+        if length > FAST_MAX_PAYLOAD or start + length > end:
             return None
-        if (max_size is not None and length > max_size) or start + 4 + length > end:
-            return None
-        payloads.append(apply_mask(data[start + 4 : start + 4 + length], data[start : start + 4]))
-        i = start + 4 + length
+        if max_size is not None and length > max_size:
+            return None  # websockets closes it with 1009
+        payloads.append(apply_mask(data[start : start + length], data[start - 4 : start]))
+        i = start + length
     return payloads
 
 
@@ -107,27 +101,30 @@ class FrameBoundary:
 def _frame_size(data: bytes, i: int) -> int | None:
     """The whole length of the frame starting at ``data[i]``, or None if its header is not
     all there yet."""
+    header = _header(data, i)
+    return None if header is None else header[0] + header[1] - i
+
+
+def _header(data: bytes, i: int) -> tuple[int, int] | None:
+    """Where the payload of the frame starting at ``data[i]`` starts (after the mask key,
+    if any) and its length; None if the header is not all there yet."""
     end = len(data)
     if end - i < 2:
         return None
     second = data[i + 1]
     length = second & 0x7F
     start = i + 2
-    if length == 126:
-        if end - start < 2:
+    if length >= 126:
+        size = 2 if length == 126 else 8
+        if end - start < size:
             return None
-        length = int.from_bytes(data[start : start + 2], "big")
-        start += 2
-    elif length == 127:
-        if end - start < 8:
-            return None
-        length = int.from_bytes(data[start : start + 8], "big")
-        start += 8
+        length = int.from_bytes(data[start : start + size], "big")
+        start += size
     if second & MASKED:
         if end - start < 4:
             return None
         start += 4
-    return start - i + length
+    return start, length
 
 
 class PushConnection(ServerConnection):
