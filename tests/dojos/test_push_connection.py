@@ -248,3 +248,35 @@ def test_the_fan_outs_frames_are_what_websockets_would_write(size: int) -> None:
     data = os.urandom(size)
     _frame.cache_clear()
     assert _frame(data) == Frame(Opcode.BINARY, data).serialize(mask=False)
+
+
+async def test_a_real_clients_binary_messages_take_the_fast_path() -> None:
+    """What a `websockets` client sends while typing (one masked binary frame per message,
+    as y-websocket's `ws` does) is cut by the fast path, not parsed by websockets."""
+    from websockets.asyncio.client import connect
+
+    sent = [os.urandom(n) for n in (1, 30, 125, 126, 4000)] * 20
+    got: list[bytes | str] = []
+    fast: list[int] = []
+
+    async def handler(connection: Any) -> None:
+        connection.consume(got.append)
+        await connection.wait_closed()
+        fast.append(connection.fast_messages)
+
+    async with await _server(handler) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}/x", compression=None) as client:
+            for message in sent:
+                await client.send(message)
+                await asyncio.sleep(0)
+            for _ in range(200):  # all in before the close frame, which websockets parses
+                if len(got) == len(sent):
+                    break
+                await asyncio.sleep(0.01)
+        for _ in range(200):
+            if fast:
+                break
+            await asyncio.sleep(0.01)
+    assert got == sent
+    assert fast == [len(sent)]
