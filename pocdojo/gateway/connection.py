@@ -158,7 +158,7 @@ class PushConnection(ServerConnection):
         """The next message (when no consumer is set); None once the connection is closed
         and nothing is left."""
         while not self._backlog:
-            if self.protocol.state is State.CLOSED or self.connection_lost_waiter.done():
+            if self.protocol.state is State.CLOSED:  # also once the connection is lost
                 return None
             self._waiter = self.loop.create_future()
             try:
