@@ -588,6 +588,10 @@ def run_load(
                 "--drain", str(args.drain), "--connect-timeout", str(args.connect_timeout),
                 "--latencies-out", str(lat_file),
             ]  # fmt: skip
+            if args.timeline is not None:
+                args.timeline.mkdir(parents=True, exist_ok=True)
+                stamp = time.strftime("%H%M%S")
+                gen_args += ["--timeline-out", str(args.timeline / f"{stamp}-{side}-{k}.f64")]
             for token in tokens:
                 gen_args += ["--token", token]
             if side == "project":
@@ -1193,6 +1197,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=3,
         help="measured rounds per side, alternating (B P, P B, ...); figures pool every round",
+    )
+    parser.add_argument(
+        "--timeline",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="investigation: each generator writes every measured delivery as float64 "
+        "[send time (epoch ms), latency ms, room, sender, receiver] to DIR/HHMMSS-SIDE-K.f64",
     )
     parser.add_argument("--output", type=Path, default=OUTPUT)  # fmt: skip
     args = parser.parse_args(argv)

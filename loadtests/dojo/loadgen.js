@@ -53,6 +53,7 @@ function parseArgs (argv) {
     tokens: [],
     goAt: null,
     latenciesOut: null,
+    timelineOut: null,
     headers: {},
     label: 'loadgen'
   }
@@ -77,6 +78,7 @@ function parseArgs (argv) {
       case '--token': opts.tokens.push(value); break
       case '--go-at': opts.goAt = value === 'now' ? 'now' : parseFloat(value); break
       case '--latencies-out': opts.latenciesOut = value; break
+      case '--timeline-out': opts.timelineOut = value; break
       case '--header': { // investigation only: browsers cannot set websocket headers
         const at = value.indexOf(':')
         opts.headers[value.slice(0, at).trim()] = value.slice(at + 1).trim()
@@ -106,6 +108,11 @@ const sent = new Map()
 /** edit key -> how many peers have integrated it */
 const received = new Map()
 const latencies = [] // ms, one per measured (edit, peer) delivery
+// --timeline-out (investigation): per delivery, [send time (ms since the epoch), latency (ms),
+// room index, sending client's room index, receiving client's room index]
+const timeline = []
+const roomIndex = new Map() // room -> its index in --rooms
+const participantOf = new Map() // Yjs client id -> its participant index in its room
 let measuring = false // edits made now are measured
 let typing = false
 let editsTotal = 0 // every edit made (warm-up and measured)
@@ -161,6 +168,8 @@ function makeClient (room, index) {
     maxBackoffTime: 2500
   })
   const client = { room, index, doc, provider, text: null, timer: null, syncedOnce: false }
+  participantOf.set(doc.clientID, index)
+  if (!roomIndex.has(room)) roomIndex.set(room, roomIndex.size)
   provider.on('status', ({ status }) => {
     if (status === 'disconnected') disconnects++
   })
@@ -185,6 +194,10 @@ function makeClient (room, index) {
         const t0 = sent.get(key)
         if (t0 === undefined) continue
         latencies.push(now - t0)
+        if (opts.timelineOut) {
+          timeline.push(performance.timeOrigin + t0, now - t0, roomIndex.get(room),
+            participantOf.get(client) ?? -1, index)
+        }
         received.set(key, (received.get(key) || 0) + 1)
         deliveriesMeasured++
         if (windowClosed) lateDeliveries++
@@ -327,6 +340,7 @@ async function main () {
   const sorted = Float64Array.from(latencies).sort()
   // raw samples (float64, host order) so a driver can merge several generator processes
   if (opts.latenciesOut) fs.writeFileSync(opts.latenciesOut, Buffer.from(sorted.buffer))
+  if (opts.timelineOut) fs.writeFileSync(opts.timelineOut, Buffer.from(Float64Array.from(timeline).buffer))
   const disconnectsDuring = disconnects - disconnectsBefore
   let editsNotEverywhere = 0
   for (const key of sent.keys()) if ((received.get(key) || 0) < P - 1) editsNotEverywhere++
