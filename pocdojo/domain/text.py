@@ -16,12 +16,31 @@ def _fold_char(char: str) -> str:
     return folded if len(folded) == 1 else char.lower()[:1] or char
 
 
+class _FoldTable(dict[int, str]):
+    """Code point -> its folded character, for ``str.translate``, filled as characters come
+    (bounded by the characters a process sees; the table stops growing at _FOLD_TABLE_MAX)."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        folded = char.lower() if char.isascii() else _fold_char(char)
+        if len(self) < _FOLD_TABLE_MAX:
+            self[code] = folded
+        return folded
+
+
+_FOLD_TABLE_MAX = 65_536
+_FOLD_TABLE = _FoldTable()
+
+
 def fold(text: str) -> str:
     """Lowercase without accents, one character for one (``Integração`` -> ``integracao``).
 
     Keeping the length lets a match found in the folded text be highlighted in the original.
+    ASCII text is ``str.lower`` (C speed); other text is translated character by character.
     """
-    return "".join(_fold_char(c) if not c.isascii() else c.lower() for c in text)
+    if text.isascii():
+        return text.lower()
+    return text.translate(_FOLD_TABLE)
 
 
 def terms(text: str) -> list[str]:
@@ -32,6 +51,13 @@ def terms(text: str) -> list[str]:
     return _TERM.findall(fold(text))
 
 
+@functools.lru_cache(maxsize=1024)
+def _patterns(words: tuple[str, ...], prefix: bool) -> list[re.Pattern[str]]:
+    """One compiled pattern per distinct word (a search highlights 2 fields of 20 hits)."""
+    end = "" if prefix else r"\b"
+    return [re.compile(rf"\b{re.escape(word)}{end}") for word in dict.fromkeys(words)]
+
+
 def highlight(text: str, words: list[str], *, prefix: bool = True, width: int | None = None) -> str:
     """``text`` with the words (as prefixes of its words) wrapped in ``<mark>``.
 
@@ -39,9 +65,8 @@ def highlight(text: str, words: list[str], *, prefix: bool = True, width: int | 
     """
     folded = fold(text)
     spans: list[tuple[int, int]] = []
-    for word in set(words):
-        pattern = rf"\b{re.escape(word)}" + ("" if prefix else r"\b")
-        spans += [(m.start(), m.end()) for m in re.finditer(pattern, folded)]
+    for pattern in _patterns(tuple(words), prefix):
+        spans += [(m.start(), m.end()) for m in pattern.finditer(folded)]
     if not spans:
         return ""
     spans.sort()
