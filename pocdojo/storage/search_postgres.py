@@ -822,51 +822,15 @@ class PostgresSearch:
         self, tenant_id: TenantId, words: list[str], query: SearchQuery
     ) -> tuple[list[_Word], int | None]:
         """What the tenant's name vocabulary says about each query word (a few index
-        lookups in ``search.name_words``, never a scan of the documents), and the month
+        lookups in ``search.name_words`` by ``search.vocabulary``, migration 0016, never a
+        scan of the documents), and the month
         (lexeme number) of the tenant's newest document, where the windows of keyed
         relevance branches start: None without documents, or when the tenant's counts
         (``search.facets``) bound the matches by WINDOWED_TENANT_MIN (a small tenant, a
         rare language or tag)."""
         rows = await self._fetch(
-            """select
-                   (select p.created_at from search.pocs p
-                    where p.tenant_id = $1 and not p.deleted
-                    order by p.created_at desc, p.id desc limit 1) as newest,
-                   (select coalesce(sum(f.docs), 0) from search.facets f
-                    where f.tenant_id = $1 and f.filter = '' and f.kind = 'l') as pairs,
-                   (select coalesce(sum(f.docs), 0) from search.facets f
-                    where f.tenant_id = $1 and f.filter = '' and f.kind = 'l'
-                      and f.value = any($6::text[])) as languages,
-                   (select coalesce(min(f.docs), 0) from search.facets f
-                    where f.tenant_id = $1 and f.filter = '' and f.kind = 't'
-                      and f.value = any($7::text[])) as tags_all,
-                   (select coalesce(sum(f.docs), 0) from search.facets f
-                    where f.tenant_id = $1 and f.filter = '' and f.kind = 't'
-                      and f.value = any($8::text[])) as tags_any,
-                   exists(select 1 from search.name_words n
-                          where n.tenant_id = $1 and n.word = q.w and n.docs > 0) as exact,
-                   prefix.docs as prefix_docs, prefix.most as prefix_most,
-                   prefix.words as prefix_words,
-                   near.words as near, near.docs as near_docs, near.most as near_most
-               from unnest($2::text[] collate "C") with ordinality as q(w, i)
-               cross join lateral (
-                   select coalesce(sum(s.docs), 0) as docs, coalesce(max(s.docs), 0) as most,
-                          coalesce(array_agg(s.word order by s.word), '{}') as words
-                   from (select n.word, n.docs from search.name_words n
-                         where n.tenant_id = $1 and n.word >= q.w and n.word < q.w || $3
-                           and n.docs > 0
-                         order by n.word
-                         limit $5) s) prefix
-               cross join lateral (
-                   select coalesce(array_agg(s.word order by s.sim desc, s.word), '{}') as words,
-                          coalesce(sum(s.docs), 0) as docs, coalesce(max(s.docs), 0) as most
-                   from (select n.word, n.docs, word_similarity(q.w, n.word) as sim
-                         from search.name_words n
-                         where n.tenant_id = $1 and n.docs > 0 and q.w <% n.word
-                           and not (n.word >= q.w and n.word < q.w || $3)
-                         order by sim desc, n.word
-                         limit $4) s) near
-               order by q.i""",
+            # Migration 0016: planned once per connection, typos through name_words_trgm.
+            "select * from search.vocabulary($1, $2, $3, $4, $5, $6, $7, $8)",
             [
                 tenant_id,
                 words,
@@ -886,8 +850,8 @@ class PostgresSearch:
             bounds = [first["pairs"]]
             for column, values in (
                 ("languages", query.languages),
-                ("tags_all", query.tags_all),
-                ("tags_any", query.tags_any),
+                ("tags_all_docs", query.tags_all),
+                ("tags_any_docs", query.tags_any),
             ):
                 if values:
                     bounds.append(first[column])

@@ -56,3 +56,23 @@ async def test_the_keyed_index_is_on_a_call_the_planner_does_not_inline(
     # what the service's keyed conditions write is the index's expression, so they match it
     assert _DOC_KEYS in definition
     assert "WHERE (NOT deleted)" in definition
+
+
+async def test_the_vocabulary_lookup_is_planned_once_and_finds_typos_by_index(
+    search_db: Database,
+) -> None:
+    """Migration 0016: ``search.vocabulary`` keeps its generic-plan setting (the service
+    plans every other statement for its values) and runs with the caller's rights; the
+    typo lookup has its tenant-first trigram index."""
+    async with search_db.connection() as conn:
+        row = await conn.fetchrow(
+            """select proconfig, prosecdef from pg_proc where oid =
+               'search.vocabulary(uuid, text[], text, int, int, text[], text[], text[])'
+               ::regprocedure"""
+        )
+        definition = await conn.fetchval(
+            "select pg_get_indexdef('search.name_words_trgm'::regclass)"
+        )
+    assert row["proconfig"] == ["plan_cache_mode=force_generic_plan"]
+    assert row["prosecdef"] is False
+    assert "USING gin (tenant_id, word gin_trgm_ops)" in definition
