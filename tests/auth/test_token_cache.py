@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -99,7 +100,7 @@ async def test_a_cached_token_is_refused_once_it_expires(decodes: list[str]) -> 
     # past exp by the verifier's clock: verified again, and PyJWT (the real clock) has the
     # last word once the token has really expired
     now[0] = exp
-    time.sleep(max(0.0, exp - time.time()) + 0.05)
+    await asyncio.sleep(max(0.0, exp - time.time()) + 0.05)
     with pytest.raises(Unauthorized, match="expired"):
         await verifier.verify(token)
     assert len(decodes) == 2
