@@ -9,7 +9,6 @@ import unicodedata
 _TERM = re.compile(r"[a-z0-9]+")
 
 
-@functools.lru_cache(maxsize=4096)
 def _fold_char(char: str) -> str:
     base = unicodedata.normalize("NFKD", char)[:1] or char
     folded = base.lower()
