@@ -466,6 +466,8 @@ class LoadResult:
     loadgen_cpu_percent: float = 0.0
     loop_delay_p99_ms: float = 0.0
     loop_delay_max_ms: float = 0.0
+    gc_pause_total_ms: float = 0.0  # the generators' GC pauses in a window, summed over them
+    gc_pause_max_ms: float = 0.0
     own_clocks: list[list[Any]] = field(default_factory=list)  # [room, client id, clock]
     inbound_frames_per_s: float = 0.0  # websocket frames the clients received
     inbound_bytes_per_s: float = 0.0
@@ -638,6 +640,9 @@ def run_load(
         delay = res.get("loop_delay_ms") or {}
         load.loop_delay_p99_ms = max(load.loop_delay_p99_ms, float(delay.get("p99") or 0.0))
         load.loop_delay_max_ms = max(load.loop_delay_max_ms, float(delay.get("max") or 0.0))
+        gc = res.get("gc_pauses") or {}
+        load.gc_pause_total_ms += float(gc.get("total_ms") or 0.0)
+        load.gc_pause_max_ms = max(load.gc_pause_max_ms, float(gc.get("max_ms") or 0.0))
         load.own_clocks += list(res.get("own_clocks") or [])
         load.inbound_frames_per_s += float(res.get("inbound_frames_per_s") or 0.0)
         load.inbound_bytes_per_s += float(res.get("inbound_bytes_per_s") or 0.0)
@@ -679,6 +684,8 @@ def pooled(side_runs: list[SideRun]) -> SideRun:
         load.loadgen_cpu_percent += one.loadgen_cpu_percent / n
         load.loop_delay_p99_ms = max(load.loop_delay_p99_ms, one.loop_delay_p99_ms)
         load.loop_delay_max_ms = max(load.loop_delay_max_ms, one.loop_delay_max_ms)
+        load.gc_pause_total_ms += one.gc_pause_total_ms / n
+        load.gc_pause_max_ms = max(load.gc_pause_max_ms, one.gc_pause_max_ms)
         load.inbound_frames_per_s += one.inbound_frames_per_s / n
         load.inbound_bytes_per_s += one.inbound_bytes_per_s / n
         for kind, count in one.inbound_by_type.items():
@@ -1011,6 +1018,8 @@ def build_rows(case: str, dojos: int, runs: dict[Side, SideRun]) -> list[dict[st
         add(side, "server_processes", server.processes, "count")
         add(side, "loadgen_cpu", load.loadgen_cpu_percent, "% of one core")
         add(side, "loadgen_loop_delay_p99", load.loop_delay_p99_ms, "ms")
+        add(side, "loadgen_gc_pause_total", load.gc_pause_total_ms, "ms")
+        add(side, "loadgen_gc_pause_max", load.gc_pause_max_ms, "ms")
         add(side, "host_busy", sr.host_busy_percent, "% of all cores")
         add(side, "setup", load.setup_s, "s")
         if sr.durable is not None:
@@ -1061,6 +1070,8 @@ TABLE: tuple[tuple[str, str], ...] = (
     ("ghost_connections", "connections left on actors"),
     ("loadgen_cpu", "load generator CPU"),
     ("loadgen_loop_delay_p99", "load generator loop delay p99"),
+    ("loadgen_gc_pause_total", "  its GC pauses per measured window"),
+    ("loadgen_gc_pause_max", "  its longest GC pause"),
     ("host_busy", "machine busy (all cores)"),
     ("setup", "connect + sync all clients"),
 )

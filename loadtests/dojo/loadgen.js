@@ -27,7 +27,7 @@
  * stdout: JSON lines only (`ready`, `result`); progress goes to stderr.
  */
 
-const { performance, monitorEventLoopDelay } = require('node:perf_hooks')
+const { performance, monitorEventLoopDelay, PerformanceObserver } = require('node:perf_hooks')
 const fs = require('node:fs')
 const readline = require('node:readline')
 const WebSocket = require('ws')
@@ -323,6 +323,18 @@ async function main () {
   await sleep(Math.max(0, warmupEnd - performance.now()))
   measuring = true
   loop.enable()
+  // the generator's own garbage-collection pauses in the window: a pause delays every
+  // delivery this process is receiving, whichever server is measured
+  const gc = { count: 0, total: 0, max: 0, over10: 0 }
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      gc.count++
+      gc.total += entry.duration
+      gc.max = Math.max(gc.max, entry.duration)
+      if (entry.duration > 10) gc.over10++
+    }
+  })
+  gcObserver.observe({ entryTypes: ['gc'] })
   cpuStart.usage = process.cpuUsage()
   log(`measuring for ${opts.duration}s`)
   await sleep(Math.max(0, windowEnd - performance.now()))
@@ -330,6 +342,7 @@ async function main () {
   typing = false
   const cpu = process.cpuUsage(cpuStart.usage)
   loop.disable()
+  gcObserver.disconnect()
   for (const c of clients) clearTimeout(c.timer)
   const expected = editsMeasured * (P - 1)
   const drainDeadline = performance.now() + opts.drain * 1000
@@ -383,6 +396,7 @@ async function main () {
       p99: ms(Math.max(0, loop.percentile(99) / 1e6 - LOOP_RESOLUTION_MS)),
       max: ms(Math.max(0, loop.max / 1e6 - LOOP_RESOLUTION_MS))
     },
+    gc_pauses: { count: gc.count, total_ms: ms(gc.total), max_ms: ms(gc.max), over_10ms: gc.over10 },
     loadgen_cpu_pct: Math.round(((cpu.user + cpu.system) / 1e6 / opts.duration) * 1000) / 10,
     disconnects_during_run: disconnectsDuring,
     disconnects_total: disconnects,
