@@ -28,6 +28,7 @@ __all__ = [
     "DOJO_UPDATE_LOG_BACKLOG",
     "DOJO_UPDATE_LOG_FLUSH_DURATION",
     "DOJO_UPDATE_LOG_OLDEST_UNFLUSHED_AGE",
+    "EVENT_LOOP_LAG",
     "HTTP_REQUESTS",
     "HTTP_REQUEST_DURATION",
     "OUTBOX_BACKLOG",
@@ -87,6 +88,16 @@ DOJO_UPDATE_LOG_FLUSH_DURATION = Histogram(
     buckets=_FAST_BUCKETS,
 )
 """Time one group commit of buffered updates to ``dojo_updates`` takes."""
+
+EVENT_LOOP_LAG = Histogram(
+    "pocdojo_event_loop_lag_seconds",
+    "How late a periodic timer of the process's event loop fired (sampled every 0.1 s).",
+    ["service"],
+    buckets=_FAST_BUCKETS,
+)
+"""Time the event loop could not run anything: a callback that holds it (a long parse, a
+big encode), the GIL held by another thread, or the process waiting for a core. On the dojo
+gateway every socket of the process waits that long, so edits arrive that much later."""
 
 DOJO_ACTOR_RESTARTS = Counter(
     "pocdojo_dojo_actor_restarts_total",

@@ -34,6 +34,7 @@ from pocdojo.gateway.connection import PushConnection
 from pocdojo.gateway.flows import Refused, admit, run_events, run_sync, token_and_subprotocol
 from pocdojo.gateway.host import SessionHost
 from pocdojo.gateway.hub import DojoHub
+from pocdojo.observability.loop import watch_loop_lag
 from pocdojo.observability.process import observe_process
 from pocdojo.runtime import quiet_gc
 from pocdojo.settings import Settings
@@ -246,6 +247,7 @@ async def run_gateway(
         if expose is not None:  # tests reach the hosted sessions through it
             expose(gateway)
         internal = await start_internal_listener(gateway)
+        lag = asyncio.get_running_loop().create_task(watch_loop_lag("dojo-gateway"))
         try:
             async with _listener(
                 gateway.handle,
@@ -265,6 +267,7 @@ async def run_gateway(
                     quiet_gc()
                 await stop.wait()
         finally:
+            lag.cancel()
             if gateway.hub.host is not None:
                 await gateway.hub.host.close()
             if internal is not None:

@@ -166,6 +166,8 @@ async def test_dojo_join_is_one_trace_and_dojo_metrics_are_scrapeable(
         # While connected: the gateway (this process) counts the client.
         local = scrape(server)
         assert total(local, "pocdojo_dojo_clients_connected", channel="sync") >= 1
+        # and watches its event loop (ten ticks a second)
+        assert total(local, "pocdojo_event_loop_lag_seconds_count", service="dojo-gateway") >= 1
         node = await eventually(
             lambda: (
                 (found := scrape(node_scraper))
