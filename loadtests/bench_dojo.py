@@ -576,6 +576,9 @@ def run_load(
     procs = max(1, min(args.procs, len(rooms)))
     gens: list[LoadGen] = []
     lat_files: list[Path] = []
+    stamp = time.strftime("%H%M%S")  # one name stem for every generator of this round
+    if args.timeline is not None:
+        args.timeline.mkdir(parents=True, exist_ok=True)
     try:
         for k in range(procs):
             mine = rooms[k::procs]
@@ -591,8 +594,6 @@ def run_load(
                 "--latencies-out", str(lat_file),
             ]  # fmt: skip
             if args.timeline is not None:
-                args.timeline.mkdir(parents=True, exist_ok=True)
-                stamp = time.strftime("%H%M%S")
                 gen_args += ["--timeline-out", str(args.timeline / f"{stamp}-{side}-{k}.f64")]
             for token in tokens:
                 gen_args += ["--token", token]
