@@ -17,11 +17,19 @@ both parsers always see a stream cut at frame boundaries and messages keep their
 
 Messages wait in a small backlog until a consumer is set (`consume`) or ``next_message``
 takes them; reading pauses while the backlog is long.
+
+Writes the other way can be gathered (`write_soon`): frames put for a socket during one turn
+of the event loop go out in one ``write`` at the end of that turn. A fan-out writes every
+edit to each peer, one system call each (and a wake-up of the peer's process); when a burst
+of edits arrives together (a client or the machine paused, then everything at once), a peer
+gets all of the turn's edits in one call. Anything `websockets` writes itself (pings, pongs,
+closes, ``send``) flushes the gathered frames first, so the stream keeps its order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +47,39 @@ MASKED = 0x80
 FAST_MAX_PAYLOAD = 0xFFFF  # 7- and 16-bit lengths
 BACKLOG_HIGH, BACKLOG_LOW = 64, 16
 END_OF_REQUEST = b"\r\n\r\n"
+
+
+class _TurnEnd:
+    """The connections of one event loop with gathered frames, flushed by one callback at
+    the end of the loop's current turn (``call_soon`` runs after the turn's I/O callbacks)."""
+
+    __slots__ = ("_loop", "_pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending: list[PushConnection] = []
+
+    def add(self, connection: PushConnection) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(connection)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for connection in pending:
+            connection.flush_gathered()
+
+
+_turn_ends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _TurnEnd] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _turn_end(loop: asyncio.AbstractEventLoop) -> _TurnEnd:
+    found = _turn_ends.get(loop)
+    if found is None:
+        found = _turn_ends[loop] = _TurnEnd(loop)
+    return found
 
 
 def whole_binary_frames(data: bytes, max_size: int | None) -> list[bytes] | None:
@@ -142,7 +183,11 @@ class PushConnection(ServerConnection):
         self._request_tail = b""  # the last bytes before the end of the request is seen
         self._boundary: FrameBoundary | None = None  # from the end of the HTTP request
         self._between_frames = False
+        self._gathered: list[bytes] = []  # frames `write_soon` holds until the turn ends
+        self.gathered_size = 0
         self.fast_messages = 0  # taken on the fast path (tests, diagnostics)
+        self.frames_written = 0  # frames through `write_soon` (tests, diagnostics)
+        self.writes = 0  # ... and the writes that carried them
 
     # -- consumers -----------------------------------------------------------------------
 
@@ -185,6 +230,33 @@ class PushConnection(ServerConnection):
         if self._paused and len(self._backlog) <= BACKLOG_LOW:
             self._paused = False
             self.transport.resume_reading()
+
+    # -- gathered writes -----------------------------------------------------------------
+
+    def write_soon(self, frame: bytes) -> None:
+        """Write ``frame`` (whole wire bytes) at the end of this turn of the event loop, in
+        one write with the other frames gathered for this socket meanwhile."""
+        if not self._gathered:
+            _turn_end(self.loop).add(self)
+        self._gathered.append(frame)
+        self.gathered_size += len(frame)
+        self.frames_written += 1
+
+    def flush_gathered(self) -> None:
+        """Write what `write_soon` gathered, now (nothing once the transport is closing)."""
+        gathered = self._gathered
+        if not gathered:
+            return
+        self._gathered = []
+        self.gathered_size = 0
+        if self.transport.is_closing():
+            return
+        self.writes += 1
+        self.transport.write(gathered[0] if len(gathered) == 1 else b"".join(gathered))
+
+    def send_data(self) -> None:
+        self.flush_gathered()  # before pings, pongs, closes and sends: the stream's order
+        super().send_data()
 
     # -- parsing -------------------------------------------------------------------------
 

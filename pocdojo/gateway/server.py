@@ -59,10 +59,12 @@ class WebsocketsSocket:
         What `websockets.broadcast` does for one connection, with the frame built once per
         message: a fan-out writes the same bytes to every peer, and a server's frames are
         unmasked (no extension is negotiated: compression is off), so they are identical.
-        A connection that is not open writes nothing (its reader is about to end)."""
+        A connection that is not open writes nothing (its reader is about to end). The frame
+        goes out at the end of the event loop's turn, with the others this socket gets in
+        it (`PushConnection.write_soon`)."""
         connection = self.connection
         transport = connection.transport
-        if transport.get_write_buffer_size() > SEND_NOW_BUFFER:
+        if transport.get_write_buffer_size() + connection.gathered_size > SEND_NOW_BUFFER:
             return False
         protocol = connection.protocol
         if protocol.state is not State.OPEN or connection.send_in_progress is not None:
@@ -70,7 +72,7 @@ class WebsocketsSocket:
         if protocol.extensions:
             broadcast((connection,), data, raise_exceptions=True)
         else:
-            transport.write(_frame(data))
+            connection.write_soon(_frame(data))
         return True
 
     async def send_text(self, data: str) -> None:

@@ -280,3 +280,59 @@ async def test_a_real_clients_binary_messages_take_the_fast_path() -> None:
             await asyncio.sleep(0.01)
     assert got == sent
     assert fast == [len(sent)]
+
+
+async def test_frames_written_in_one_turn_go_out_in_one_write_and_in_order() -> None:
+    """`write_soon` gathers a turn's frames into one write; whatever websockets writes
+    itself (a ``send``, the close frame) goes after the frames gathered before it."""
+    from websockets.asyncio.client import connect
+
+    from pocdojo.gateway.server import _frame
+
+    counts: list[tuple[int, int]] = []
+
+    async def handler(connection: Any) -> None:
+        for i in range(3):
+            connection.write_soon(_frame(bytes([i])))
+        await connection.send(b"sent")  # flushes the three first
+        connection.write_soon(_frame(b"\x03"))
+        connection.write_soon(_frame(b"\x04"))
+        await asyncio.sleep(0)  # the turn ends: one write for both
+        counts.append((connection.frames_written, connection.writes))
+        connection.write_soon(_frame(b"\x05"))
+        await connection.close(1000, "bye")  # after \x05
+
+    got: list[bytes | str] = []
+    async with await _server(handler) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}/x", compression=None) as client:
+            async for message in client:
+                got.append(message)
+            assert (client.close_code, client.close_reason) == (1000, "bye")
+    assert got == [b"\x00", b"\x01", b"\x02", b"sent", b"\x03", b"\x04", b"\x05"]
+    assert counts == [(5, 2)]
+
+
+async def test_frames_gathered_for_a_closed_transport_are_dropped() -> None:
+    """A socket that is gone by the end of the turn writes nothing (no error)."""
+    from websockets.asyncio.client import connect
+
+    from pocdojo.gateway.server import _frame
+
+    done: list[int] = []
+
+    async def handler(connection: Any) -> None:
+        await connection.wait_closed()
+        connection.write_soon(_frame(b"late"))
+        await asyncio.sleep(0)
+        done.append(connection.writes)
+
+    async with await _server(handler) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}/x", compression=None):
+            pass
+        for _ in range(200):
+            if done:
+                break
+            await asyncio.sleep(0.01)
+    assert done == [0]
