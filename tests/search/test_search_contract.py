@@ -228,3 +228,31 @@ async def test_typos_follow_renames_and_deletions(index: SearchIndex, tenant_id:
     assert await names(index, tenant_id, q="terrafrom") == []
     await index.replace_tenant(tenant_id, [doc("Observability stack")])
     assert await names(index, tenant_id, q="observabilty") == ["Observability stack"]
+
+
+async def test_a_name_with_both_a_prefix_and_a_typo_word_counts_once(
+    index: SearchIndex, tenant_id: TenantId
+) -> None:
+    """One query word: a name starting like it and also holding a word resembling it is a
+    prefix match (the better tier), listed and counted once."""
+    for d in (
+        doc("Kubernets and Kubernetes", languages=("go",)),
+        doc("Kubernets dashboard", languages=("rust",)),
+        doc("Kubernetes", languages=("python",)),
+    ):
+        await index.upsert(tenant_id, d)
+    for query in (SearchQuery(q="kubernetes"), SearchQuery(q="kubernetes", sort="newest")):
+        result = await index.search(tenant_id, query)
+        assert sorted(h.name for h in result.hits) == [
+            "Kubernetes",
+            "Kubernets and Kubernetes",
+            "Kubernets dashboard",
+        ]
+        assert result.facets_exact
+        assert {(f.value, f.count) for f in result.languages} == {
+            ("go", 1),
+            ("rust", 1),
+            ("python", 1),
+        }
+    result = await index.search(tenant_id, SearchQuery(q="kubernetes"))
+    assert [h.name for h in result.hits][1:] == ["Kubernets and Kubernetes", "Kubernets dashboard"]
