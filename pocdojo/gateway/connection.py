@@ -18,12 +18,15 @@ both parsers always see a stream cut at frame boundaries and messages keep their
 Messages wait in a small backlog until a consumer is set (`consume`) or ``next_message``
 takes them; reading pauses while the backlog is long.
 
-Writes the other way can be gathered (`write_soon`): frames put for a socket during one turn
-of the event loop go out in one ``write`` at the end of that turn. A fan-out writes every
-edit to each peer, one system call each (and a wake-up of the peer's process); when a burst
-of edits arrives together (a client or the machine paused, then everything at once), a peer
-gets all of the turn's edits in one call. Anything `websockets` writes itself (pings, pongs,
-closes, ``send``) flushes the gathered frames first, so the stream keeps its order.
+Writes the other way can be gathered (`write_soon`): the frames a socket is given while one
+read is handled go out in one ``write`` once that read is done (frames given outside a read,
+by a task or a timer, at the end of the event loop's turn). A fan-out writes every edit to
+each peer, one system call each (and a wake-up of the peer's process); when a read holds a
+burst of edits (the client or the machine paused, then everything at once), each peer gets
+them in one call. Nothing waits for other reads: gathering a whole turn's writes held the
+first read's deliveries until every read of the turn was handled. Anything `websockets`
+writes itself (pings, pongs, closes, ``send``) flushes the gathered frames first, so the
+stream keeps its order.
 """
 
 from __future__ import annotations
@@ -49,36 +52,52 @@ BACKLOG_HIGH, BACKLOG_LOW = 64, 16
 END_OF_REQUEST = b"\r\n\r\n"
 
 
-class _TurnEnd:
-    """The connections of one event loop with gathered frames, flushed by one callback at
-    the end of the loop's current turn (``call_soon`` runs after the turn's I/O callbacks)."""
+class _Writes:
+    """One event loop's connections with gathered frames. They are flushed when the read
+    that caused them has been handled (`hold` ... `release`), or, for frames written
+    outside a read (a task, a timer), by one callback at the end of the loop's turn."""
 
-    __slots__ = ("_loop", "_pending")
+    __slots__ = ("_held", "_loop", "_pending", "_scheduled")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._pending: list[PushConnection] = []
+        self._held = 0
+        self._scheduled = False
 
     def add(self, connection: PushConnection) -> None:
-        if not self._pending:
-            self._loop.call_soon(self._flush)
         self._pending.append(connection)
+        if not self._held and not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._turn_ended)
 
-    def _flush(self) -> None:
+    def hold(self) -> None:
+        self._held += 1
+
+    def release(self) -> None:
+        self._held -= 1
+        if not self._held:
+            self.flush()
+
+    def flush(self) -> None:
         pending, self._pending = self._pending, []
         for connection in pending:
             connection.flush_gathered()
 
+    def _turn_ended(self) -> None:
+        self._scheduled = False
+        self.flush()
 
-_turn_ends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _TurnEnd] = (
+
+_loop_writes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Writes] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _turn_end(loop: asyncio.AbstractEventLoop) -> _TurnEnd:
-    found = _turn_ends.get(loop)
+def _writes(loop: asyncio.AbstractEventLoop) -> _Writes:
+    found = _loop_writes.get(loop)
     if found is None:
-        found = _turn_ends[loop] = _TurnEnd(loop)
+        found = _loop_writes[loop] = _Writes(loop)
     return found
 
 
@@ -183,7 +202,8 @@ class PushConnection(ServerConnection):
         self._request_tail = b""  # the last bytes before the end of the request is seen
         self._boundary: FrameBoundary | None = None  # from the end of the HTTP request
         self._between_frames = False
-        self._gathered: list[bytes] = []  # frames `write_soon` holds until the turn ends
+        self._gathered: list[bytes] = []  # frames `write_soon` holds (see _Writes)
+        self._writes = _writes(self.loop)
         self.gathered_size = 0
         self.fast_messages = 0  # taken on the fast path (tests, diagnostics)
         self.frames_written = 0  # frames through `write_soon` (tests, diagnostics)
@@ -234,10 +254,11 @@ class PushConnection(ServerConnection):
     # -- gathered writes -----------------------------------------------------------------
 
     def write_soon(self, frame: bytes) -> None:
-        """Write ``frame`` (whole wire bytes) at the end of this turn of the event loop, in
-        one write with the other frames gathered for this socket meanwhile."""
+        """Write ``frame`` (whole wire bytes) once the read being handled is done (outside a
+        read: at the end of this turn of the event loop), in one write with the other frames
+        gathered for this socket meanwhile."""
         if not self._gathered:
-            _turn_end(self.loop).add(self)
+            self._writes.add(self)
         self._gathered.append(frame)
         self.gathered_size += len(frame)
         self.frames_written += 1
@@ -261,16 +282,25 @@ class PushConnection(ServerConnection):
     # -- parsing -------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        protocol = self.protocol
-        if self._between_frames and protocol.state is State.OPEN and protocol.current_size is None:
-            payloads = whole_binary_frames(data, protocol.max_message_size)
-            if payloads is not None:
-                self.fast_messages += len(payloads)
-                for payload in payloads:
-                    self._deliver(payload)
-                return
-        self._follow(data)
-        super().data_received(data)
+        writes = self._writes
+        writes.hold()  # what this read makes the session write goes out when it is handled
+        try:
+            protocol = self.protocol
+            if (
+                self._between_frames
+                and protocol.state is State.OPEN
+                and protocol.current_size is None
+            ):
+                payloads = whole_binary_frames(data, protocol.max_message_size)
+                if payloads is not None:
+                    self.fast_messages += len(payloads)
+                    for payload in payloads:
+                        self._deliver(payload)
+                    return
+            self._follow(data)
+            super().data_received(data)
+        finally:
+            writes.release()
 
     def _follow(self, data: bytes) -> None:
         """Keep `_between_frames` true to the stream ``data`` continues."""

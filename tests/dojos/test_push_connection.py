@@ -336,3 +336,45 @@ async def test_frames_gathered_for_a_closed_transport_are_dropped() -> None:
                 break
             await asyncio.sleep(0.01)
     assert done == [0]
+
+
+async def test_what_a_read_makes_the_server_write_goes_out_when_the_read_is_handled() -> None:
+    """Frames written while a read is handled (a fan-out of the messages it held) go out in
+    one write as soon as that read is done: no end-of-turn callback is involved."""
+    from pocdojo.gateway.server import _frame as server_frame
+
+    during: list[tuple[int, bool]] = []
+    after: list[tuple[int, int]] = []
+
+    async def handler(connection: Any) -> None:
+        def echo_twice(message: bytes | str) -> None:
+            assert isinstance(message, bytes)
+            connection.write_soon(server_frame(message))
+            connection.write_soon(server_frame(message.upper()))
+            during.append((connection.writes, connection._writes._scheduled))
+
+        connection.consume(echo_twice)
+        await connection.wait_closed()
+        after.append((connection.frames_written, connection.writes))
+
+    async with await _server(handler) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        client = _RawClient(port)
+        await client.open()
+        # Two messages in one read: four frames, one write.
+        await client.send([_frame(Opcode.BINARY, b"ab") + _frame(Opcode.BINARY, b"cd")])
+        expected = b"".join(
+            Frame(Opcode.BINARY, data).serialize(mask=False)
+            for data in (b"ab", b"AB", b"cd", b"CD")
+        )
+        received = b""
+        while len(received) < len(expected):
+            received += await asyncio.to_thread(client.sock.recv, 4096)
+        client.close()
+        for _ in range(200):
+            if after:
+                break
+            await asyncio.sleep(0.01)
+    assert received == expected
+    assert during == [(0, False), (0, False)]  # held while the read is handled
+    assert after == [(4, 1)]
