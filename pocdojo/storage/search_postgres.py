@@ -829,13 +829,14 @@ class PostgresSearch:
         self, tenant_id: TenantId, words: list[str], query: SearchQuery
     ) -> tuple[list[_Word], int | None]:
         """What the tenant's name vocabulary says about each query word (a few index
-        lookups in ``search.name_words`` by ``search.vocabulary``, migration 0016, never a
-        scan of the documents), and the month (lexeme number) of the tenant's newest
+        lookups in ``search.name_words`` by ``search.vocabulary``, migrations 0016 and 0017,
+        never a scan of the documents), and the month (lexeme number) of the tenant's newest
         document, where the windows of keyed relevance branches start: None without
         documents, or when the tenant's counts (``search.facets``) bound the matches by
         WINDOWED_TENANT_MIN (a small tenant, a rare language or tag)."""
         rows = await self._fetch(
-            # Migration 0016: planned once per connection, typos through name_words_trgm.
+            # Migrations 0016, 0017: planned once per connection, typos through
+            # name_words_trgm (search.near_words).
             "select * from search.vocabulary($1, $2, $3, $4, $5, $6, $7, $8)",
             [
                 tenant_id,

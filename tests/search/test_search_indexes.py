@@ -76,3 +76,29 @@ async def test_the_vocabulary_lookup_is_planned_once_and_finds_typos_by_index(
     assert row["proconfig"] == ["plan_cache_mode=force_generic_plan"]
     assert row["prosecdef"] is False
     assert "USING gin (tenant_id, word gin_trgm_ops)" in definition
+
+
+async def test_the_typo_lookup_reads_the_trigram_index(search_db: Database) -> None:
+    """Migration 0017: the typo lookup runs alone in ``search.near_words``, with plain index
+    scans off (the planner preferred a scan of all of the tenant's words through the primary
+    key, 2-3x slower), and ``search.vocabulary`` calls it; the search role may run it."""
+    async with search_db.connection() as conn:
+        config = await conn.fetchval(
+            "select proconfig from pg_proc where oid = "
+            "'search.near_words(uuid, text, text, int)'::regprocedure"
+        )
+        body = await conn.fetchval(
+            "select prosrc from pg_proc where oid = "
+            "'search.vocabulary(uuid, text[], text, int, int, text[], text[], text[])'"
+            "::regprocedure"
+        )
+        allowed = await conn.fetchval(
+            "select has_function_privilege('search.near_words(uuid, text, text, int)', 'execute')"
+        )
+    assert sorted(config) == [
+        "enable_indexonlyscan=off",
+        "enable_indexscan=off",
+        "plan_cache_mode=force_generic_plan",
+    ]
+    assert "search.near_words(t, q.w, last_char, near_max)" in body
+    assert allowed
