@@ -32,6 +32,7 @@ stream keeps its order.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -50,6 +51,8 @@ MASKED = 0x80
 FAST_MAX_PAYLOAD = 0xFFFF  # 7- and 16-bit lengths
 BACKLOG_HIGH, BACKLOG_LOW = 64, 16
 END_OF_REQUEST = b"\r\n\r\n"
+
+log = logging.getLogger("pocdojo.gateway")
 
 
 class _Writes:
@@ -82,7 +85,10 @@ class _Writes:
     def flush(self) -> None:
         pending, self._pending = self._pending, []
         for connection in pending:
-            connection.flush_gathered()
+            try:
+                connection.flush_gathered()
+            except Exception as exc:  # one broken socket; the others still get theirs
+                log.debug("gathered write failed: %r", exc)
 
     def _turn_ended(self) -> None:
         self._scheduled = False

@@ -51,8 +51,9 @@ class Outgoing:
     goes out before anything broadcast meanwhile.
 
     With ``send_now`` (a socket that can write a frame without awaiting: the gateway's own
-    listener), a message is written as it is put when nothing is queued before it and the
-    socket's buffer has room: no task switch per frame and peer, the fan-out's main cost.
+    listener), a message is handed to the socket as it is put when nothing is queued before
+    it and the socket's buffer has room (it goes out with the socket's other frames of the
+    read being handled): no task switch per frame and peer, the fan-out's main cost.
     Otherwise it is queued for the writer task, which waits for the socket to drain."""
 
     def __init__(

@@ -60,8 +60,8 @@ class WebsocketsSocket:
         message: a fan-out writes the same bytes to every peer, and a server's frames are
         unmasked (no extension is negotiated: compression is off), so they are identical.
         A connection that is not open writes nothing (its reader is about to end). The frame
-        goes out at the end of the event loop's turn, with the others this socket gets in
-        it (`PushConnection.write_soon`)."""
+        goes out once the read being handled is done (outside a read, at the end of the event
+        loop's turn), with the others this socket gets meanwhile (`PushConnection.write_soon`)."""
         connection = self.connection
         transport = connection.transport
         if transport.get_write_buffer_size() + connection.gathered_size > SEND_NOW_BUFFER:

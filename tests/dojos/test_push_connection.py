@@ -378,3 +378,27 @@ async def test_what_a_read_makes_the_server_write_goes_out_when_the_read_is_hand
     assert received == expected
     assert during == [(0, False), (0, False)]  # held while the read is handled
     assert after == [(4, 1)]
+
+
+async def test_one_failing_flush_does_not_strand_the_other_sockets() -> None:
+    """Pure logic of `_Writes`: a socket whose write raises is skipped, the others of the
+    same read still get theirs, and the next read's writes are flushed again."""
+    from pocdojo.gateway.connection import _Writes
+
+    class Socket:
+        def __init__(self, fail: bool) -> None:
+            self.fail, self.flushes = fail, 0
+
+        def flush_gathered(self) -> None:
+            self.flushes += 1
+            if self.fail:
+                raise RuntimeError("socket gone")
+
+    writes = _Writes(asyncio.get_running_loop())
+    broken, healthy = Socket(fail=True), Socket(fail=False)
+    for _ in range(2):
+        writes.hold()
+        writes.add(broken)  # type: ignore[arg-type]
+        writes.add(healthy)  # type: ignore[arg-type]
+        writes.release()
+    assert (broken.flushes, healthy.flushes) == (2, 2)
