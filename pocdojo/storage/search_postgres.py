@@ -22,7 +22,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -50,6 +50,18 @@ FACET_CAP = 1_000
 # FACET_CAP documents (its facets cannot be exact anyway), they are counted over this many:
 # reading FACET_CAP + 1 rows of a 100,000-PoC tenant cost 8-16 ms, most of a cold request.
 FACET_SAMPLE = 250
+# ... and over FACET_SAMPLE when the tenant's counts estimate the free-text matches at this
+# many or more (search.text_words, migration 0018: a common description word of a large
+# tenant). An estimate can be wrong: a query it overrates that has between FACET_SAMPLE and
+# FACET_CAP matches gets facets over a sample (flagged) where exact ones were possible.
+# Measured on the bench (text + language + status, a 100,000-PoC tenant): 1,001 rows read
+# and aggregated cost 5-8 ms of the facet statement.
+BROAD_ESTIMATE = 1.5 * FACET_CAP
+# What the writers read of a document's row before changing it, to keep the counts in step.
+_COUNTED_COLUMNS = (
+    "languages, tags, status, tsvector_to_array(name_tsv) as words, "
+    "tsvector_to_array(tsv) as text_words"
+)
 _HIT_COLUMNS = (
     "id, name, name_norm, description, languages, tags, owner_id, status, built_on, created_at"
 )
@@ -76,6 +88,9 @@ EXPLICIT_PREFIX_WORDS = 64
 # index, whose prefix scans read every tenant's matches (2-3 ms for "pho" in a tenant of
 # 583 PoCs), or from the recency index, which pays off only for broad matches.
 KEYED_PAGE_MAX = 500
+# Words PostgreSQL's parser splits into parts it indexes too (asciihword): see
+# _has_part_starting.
+_HYPHENATED = re.compile(r"[a-z]+(?:-[a-z]+)+")
 # Above every character: the words starting like w are those in [w, w || _LAST_CHAR).
 _LAST_CHAR = chr(0x10FFFF)
 # The tenant-keyed tsvector of a row (migrations 0012, 0013 and 0015), written exactly as its
@@ -153,6 +168,8 @@ class _Word:
     """The words starting with it (the first _WORDS_COUNTED, in byte order)."""
     near_most: int = 0
     """Documents whose name has the most common of the ``near`` words (a lower bound)."""
+    text_docs: int = 0
+    """Documents whose name or description has this word (``search.text_words``)."""
 
 
 def _lexeme(word: str) -> str:
@@ -296,6 +313,43 @@ def _least_matches(query: SearchQuery, vocabulary: list[_Word]) -> int:
     return max(vocabulary[0].prefix_most, vocabulary[0].near_most)
 
 
+def _has_part_starting(word: str, prefix: str) -> bool:
+    """Whether ``word`` is hyphenated letters ("low-latency") with a part starting like
+    ``prefix``. PostgreSQL's parser indexes such a word's parts as words of their own, so a
+    name with it has a word starting like ``prefix`` and is in the prefix tier: as a typo
+    word it would only make the fuzzy branches read the prefix tier's documents again, to
+    drop them (~0.6 ms per branch for "latency" / "low-latency" in a 100,000-PoC tenant).
+    Other shapes ("x-1", "a/b") are not split into parts that way: kept."""
+    return bool(_HYPHENATED.fullmatch(word)) and any(
+        part.startswith(prefix) for part in word.split("-")
+    )
+
+
+def _text_estimate(query: SearchQuery, text_docs: list[int], counts: Any) -> float:
+    """How many documents have every query word in their name or description and pass the
+    filters, estimated from the tenant's counts (``counts``: the first row of
+    ``search.vocabulary``) as if the words and filters were independent; 0 when the counts
+    cannot tell (an owner or year filter, several tags ANDed). An estimate, not a bound:
+    it only decides how the facets are read (see BROAD_ESTIMATE)."""
+    total = int(counts["total"])
+    if not total or query.owner is not None or query.year is not None or len(query.tags_all) > 1:
+        return 0.0
+    fractions = [docs / total for docs in text_docs]
+    for values, docs in (
+        (query.languages, counts["languages"]),
+        (query.tags_all, counts["tags_all_docs"]),
+        (query.tags_any, counts["tags_any_docs"]),
+    ):
+        if values:  # one document may count for several values: at most all of them
+            fractions.append(min(int(docs), total) / total)
+    if query.status is not None:
+        fractions.append(int(counts["status_docs"]) / total)
+    estimate = float(total)
+    for fraction in fractions:
+        estimate *= fraction
+    return estimate
+
+
 def _has_filters(query: SearchQuery) -> bool:
     return bool(query.languages or query.tags_all or query.tags_any) or any(
         v is not None for v in (query.owner, query.status, query.year)
@@ -353,12 +407,21 @@ def _sql_type(value: Any) -> str:
     return "text"
 
 
-def _facet_keys(languages: Iterable[str], tags: Iterable[str]) -> set[tuple[str, str, str]]:
-    """The ``search.facets`` rows (filter, kind, value) one live document counts in."""
+Counted = tuple[Iterable[str], Iterable[str], str | None]
+"""What the tenant's counts hold of a live document: its languages, tags and status."""
+
+
+def _facet_keys(doc: Counted | None) -> set[tuple[str, str, str]]:
+    """The ``search.facets`` rows (filter, kind, value) a document counts in (None: not a
+    live document): each language and tag under every filter it has, and its status under
+    no filter (migration 0018)."""
+    if doc is None:
+        return set()
+    languages, tags, status = doc
     langs, tagset = {v for v in languages if v}, {v for v in tags if v}
     filters = ["", *(f"l.{v}" for v in langs), *(f"t.{v}" for v in tagset)]
     values = [*(("l", v) for v in langs), *(("t", v) for v in tagset)]
-    return {(f, k, v) for f in filters for k, v in values}
+    return {(f, k, v) for f in filters for k, v in values} | {("", "s", status or "")}
 
 
 class _Sql:
@@ -416,14 +479,14 @@ class PostgresSearch:
     async def _upsert(self, conn: asyncpg.Connection, tenant_id: TenantId, doc: SearchDoc) -> bool:
         await self._lock_tenants(conn, [tenant_id])
         old = await conn.fetchrow(
-            "select version, deleted, languages, tags, tsvector_to_array(name_tsv) as words "
+            f"select version, deleted, {_COUNTED_COLUMNS} "
             "from search.pocs where tenant_id = $1 and id = $2 for update",
             tenant_id,
             doc.id,
         )
         if old is not None and old["version"] >= doc.version:
             return False  # a replay or an out-of-order older event
-        words: list[str] = await conn.fetchval(
+        new = await conn.fetchrow(
             f"""insert into search.pocs as p (tenant_id, id, version, deleted, name, name_norm,
                    description, tsv, name_tsv, languages, tags, owner_id, status, built_on,
                    year, created_at, updated_at, indexed_at)
@@ -433,7 +496,8 @@ class PostgresSearch:
                    to_tsvector('simple', $5),
                    $8, $9, $10, $11, $12, $13, $14, $15, now())
                {_ON_CONFLICT_REPLACE}
-               returning tsvector_to_array(name_tsv)""",
+               returning tsvector_to_array(name_tsv) as words,
+                   tsvector_to_array(tsv) as text_words""",
             tenant_id,
             doc.id,
             doc.version,
@@ -450,15 +514,15 @@ class PostgresSearch:
             doc.created_at,
             doc.updated_at,
         )
-        live_before = old is not None and not old["deleted"]
-        await self._count_terms(
+        assert new is not None  # the insert returns its row (an update makes one too)
+        before = old if old is not None and not old["deleted"] else None
+        await self._count_doc(
             conn,
             tenant_id,
-            before=(old["languages"], old["tags"]) if live_before and old else ([], []),
-            after=(list(doc.languages), list(doc.tags)),
-        )
-        await self._count_words(
-            conn, tenant_id, before=old["words"] if live_before and old else [], after=words
+            before,
+            (doc.languages, doc.tags, doc.status),
+            new["words"],
+            new["text_words"],
         )
         return True
 
@@ -466,7 +530,7 @@ class PostgresSearch:
         async with self._db.connection() as conn, conn.transaction():
             await self._lock_tenants(conn, [tenant_id])
             old = await conn.fetchrow(
-                "select version, deleted, languages, tags, tsvector_to_array(name_tsv) as words "
+                f"select version, deleted, {_COUNTED_COLUMNS} "
                 "from search.pocs where tenant_id = $1 and id = $2 for update",
                 tenant_id,
                 poc_id,
@@ -485,23 +549,49 @@ class PostgresSearch:
                 version,
             )
             if old is not None and not old["deleted"]:
-                await self._count_terms(
-                    conn, tenant_id, before=(old["languages"], old["tags"]), after=([], [])
-                )
-                await self._count_words(conn, tenant_id, before=old["words"], after=[])
+                await self._count_doc(conn, tenant_id, old, None, [], [])
             return True
+
+    @staticmethod
+    async def _count_doc(
+        conn: asyncpg.Connection,
+        tenant_id: TenantId,
+        old: asyncpg.Record | None,
+        new: Counted | None,
+        words: list[str],
+        text_words: list[str],
+    ) -> None:
+        """Keep the tenant's counts in step with one document: ``old`` (its row before, with
+        `_COUNTED_COLUMNS`; None if it was not live) becomes ``new`` (None: not live any
+        more) with these name and text words."""
+        before: Counted | None = (
+            None if old is None else (old["languages"], old["tags"], old["status"])
+        )
+        await PostgresSearch._count_terms(conn, tenant_id, before=before, after=new)
+        await PostgresSearch._count_words(
+            conn, tenant_id, before=old["words"] if old else [], after=words
+        )
+        await PostgresSearch._count_words(
+            conn,
+            tenant_id,
+            before=old["text_words"] if old else [],
+            after=text_words,
+            table="text_words",
+        )
 
     @staticmethod
     async def _count_terms(
         conn: asyncpg.Connection,
         tenant_id: TenantId,
         *,
-        before: tuple[list[str], list[str]],
-        after: tuple[list[str], list[str]],
+        before: Counted | None,
+        after: Counted | None,
     ) -> None:
+        old_doc: Counted = before or ([], [], None)
+        new_doc: Counted = after or ([], [], None)
         for kind, old, new in (
-            ("language", before[0], after[0]),
-            ("tag", before[1], after[1]),
+            ("language", old_doc[0], new_doc[0]),
+            ("tag", old_doc[1], new_doc[1]),
         ):
             added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
             if added:
@@ -529,13 +619,13 @@ class PostgresSearch:
         conn: asyncpg.Connection,
         tenant_id: TenantId,
         *,
-        before: tuple[list[str], list[str]],
-        after: tuple[list[str], list[str]],
+        before: Counted | None,
+        after: Counted | None,
     ) -> None:
         """Keep ``search.facets`` in step: +1 for the (filter, kind, value) rows the document
         now counts in, -1 for those it no longer does (rows are sorted, so concurrent
         writers of the tenant, serialized anyway by the tenant lock, take them in order)."""
-        old, new = _facet_keys(*before), _facet_keys(*after)
+        old, new = _facet_keys(before), _facet_keys(after)
         added, removed = sorted(new - old), sorted(old - new)
         if added:
             await conn.execute(
@@ -557,22 +647,29 @@ class PostgresSearch:
 
     @staticmethod
     async def _count_words(
-        conn: asyncpg.Connection, tenant_id: TenantId, *, before: list[str], after: list[str]
+        conn: asyncpg.Connection,
+        tenant_id: TenantId,
+        *,
+        before: list[str],
+        after: list[str],
+        table: Literal["name_words", "text_words"] = "name_words",
     ) -> None:
-        """Keep the tenant's name vocabulary (``search.name_words``) in step with a name."""
+        """Keep the tenant's name vocabulary (``search.name_words``) or the document counts
+        of its name and description words (``search.text_words``) in step with a
+        document's words."""
         added, removed = sorted(set(after) - set(before)), sorted(set(before) - set(after))
         if added:
             await conn.execute(
-                """insert into search.name_words (tenant_id, word, docs)
-                   select $1, w, 1 from unnest($2::text[]) w
+                f"""insert into search.{table} as w (tenant_id, word, docs)
+                   select $1, x, 1 from unnest($2::text[]) x
                    on conflict (tenant_id, word)
-                   do update set docs = search.name_words.docs + 1""",
+                   do update set docs = w.docs + 1""",
                 tenant_id,
                 added,
             )
         if removed:
             await conn.execute(
-                "update search.name_words set docs = greatest(docs - 1, 0) "
+                f"update search.{table} set docs = greatest(docs - 1, 0) "
                 "where tenant_id = $1 and word = any($2::text[])",
                 tenant_id,
                 removed,
@@ -636,8 +733,8 @@ class PostgresSearch:
 
     @staticmethod
     async def _recount_terms(conn: asyncpg.Connection, tenants: list[uuid.UUID]) -> None:
-        """Recount the typeahead terms, the facet counts and the name vocabulary of these
-        tenants from their documents."""
+        """Recount the typeahead terms, the facet and status counts, the name vocabulary and
+        the text words' counts of these tenants from their documents."""
         await conn.execute(
             "delete from search.terms where tenant_id = any($1::uuid[])",
             tenants,
@@ -672,23 +769,28 @@ class PostgresSearch:
                    union all
                    select distinct 't', x from unnest(p.tags) x where x <> '') v
                where p.tenant_id = any($1::uuid[]) and not p.deleted
-               group by 1, 2, 3, 4""",
+               group by 1, 2, 3, 4
+               union all
+               select tenant_id, '', 's', coalesce(status, ''), count(*) from search.pocs
+               where tenant_id = any($1::uuid[]) and not deleted
+               group by tenant_id, coalesce(status, '')""",
             tenants,
             timeout=BULK_TIMEOUT_S,
         )
-        await conn.execute(
-            "delete from search.name_words where tenant_id = any($1::uuid[])",
-            tenants,
-            timeout=BULK_TIMEOUT_S,
-        )
-        await conn.execute(
-            """insert into search.name_words (tenant_id, word, docs)
-               select tenant_id, w, count(*)
-               from search.pocs, unnest(tsvector_to_array(name_tsv)) w
-               where tenant_id = any($1::uuid[]) and not deleted group by tenant_id, w""",
-            tenants,
-            timeout=BULK_TIMEOUT_S,
-        )
+        for table, column in (("name_words", "name_tsv"), ("text_words", "tsv")):
+            await conn.execute(
+                f"delete from search.{table} where tenant_id = any($1::uuid[])",
+                tenants,
+                timeout=BULK_TIMEOUT_S,
+            )
+            await conn.execute(
+                f"""insert into search.{table} (tenant_id, word, docs)
+                   select tenant_id, w, count(*)
+                   from search.pocs, unnest(tsvector_to_array({column})) w
+                   where tenant_id = any($1::uuid[]) and not deleted group by tenant_id, w""",
+                tenants,
+                timeout=BULK_TIMEOUT_S,
+            )
 
     async def replace_tenant(self, tenant_id: TenantId, docs: list[SearchDoc]) -> int:
         """One transaction: readers keep seeing the old state until it commits."""
@@ -736,8 +838,8 @@ class PostgresSearch:
             return SearchResult([], [], [], None)  # only punctuation: nothing can match
         sql = _Sql(tenant_id)
         self._filters(sql, query)
-        vocabulary, newest = (
-            await self._vocabulary(tenant_id, words, query) if words else ([], None)
+        vocabulary, newest, estimate = (
+            await self._vocabulary(tenant_id, words, query) if words else ([], None, 0.0)
         )
         tiers = self._tiers(sql, words, vocabulary)
         sort = query.sort if words or query.sort != "relevance" else "newest"
@@ -759,7 +861,7 @@ class PostgresSearch:
         facets: asyncio.Future[tuple[list[FacetCount], list[FacetCount], bool]] | None = None
         if after is None:  # facets come with the first page; later pages only page hits
             facets = asyncio.ensure_future(
-                self._facets(sql, tiers, query, words, vocabulary, matches)
+                self._facets(sql, tiers, query, words, vocabulary, matches, estimate)
             )
         keyed_filter = _filter_tsquery(_tenant_key(tenant_id), query)
         try:
@@ -827,17 +929,18 @@ class PostgresSearch:
 
     async def _vocabulary(
         self, tenant_id: TenantId, words: list[str], query: SearchQuery
-    ) -> tuple[list[_Word], int | None]:
+    ) -> tuple[list[_Word], int | None, float]:
         """What the tenant's name vocabulary says about each query word (a few index
-        lookups in ``search.name_words`` by ``search.vocabulary``, migrations 0016 and 0017,
-        never a scan of the documents), and the month (lexeme number) of the tenant's newest
+        lookups in ``search.name_words`` by ``search.vocabulary``, migrations 0016-0018,
+        never a scan of the documents); the month (lexeme number) of the tenant's newest
         document, where the windows of keyed relevance branches start: None without
         documents, or when the tenant's counts (``search.facets``) bound the matches by
-        WINDOWED_TENANT_MIN (a small tenant, a rare language or tag)."""
+        WINDOWED_TENANT_MIN (a small tenant, a rare language or tag); and an estimate of the
+        free-text matches (see :func:`_text_estimate`)."""
         rows = await self._fetch(
             # Migrations 0016, 0017: planned once per connection, typos through
             # name_words_trgm (search.near_words).
-            "select * from search.vocabulary($1, $2, $3, $4, $5, $6, $7, $8)",
+            "select * from search.vocabulary($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             [
                 tenant_id,
                 words,
@@ -847,10 +950,13 @@ class PostgresSearch:
                 list(query.languages),
                 list(query.tags_all),
                 list(query.tags_any),
+                query.status,
             ],
         )
         newest = rows[0]["newest"] if rows else None
+        estimate = 0.0
         if rows:
+            estimate = _text_estimate(query, [int(r["text_docs"]) for r in rows], rows[0])
             # Upper bounds of the matches: the tenant's (document, language) pairs, and the
             # documents of the filters' languages and tags.
             first = rows[0]
@@ -864,21 +970,26 @@ class PostgresSearch:
                     bounds.append(first[column])
             if min(bounds) <= WINDOWED_TENANT_MIN:
                 newest = None  # few matches at most: no windows
-        return [
-            _Word(
-                exact=r["exact"],
-                prefix=r["prefix_docs"] > 0,
-                near=tuple(r["near"]),
-                prefix_docs=int(r["prefix_docs"]),
-                near_docs=int(r["near_docs"]),
-                prefix_most=int(r["prefix_most"]),
-                prefix_words=tuple(r["prefix_words"])
-                if len(r["prefix_words"]) < _WORDS_COUNTED
-                else (),
-                near_most=int(r["near_most"]),
-            )
-            for r in rows
-        ], (_month(newest) if newest is not None else None)
+        return (
+            [
+                _Word(
+                    exact=r["exact"],
+                    prefix=r["prefix_docs"] > 0,
+                    near=tuple(n for n in r["near"] if not _has_part_starting(n, word)),
+                    prefix_docs=int(r["prefix_docs"]),
+                    near_docs=int(r["near_docs"]),
+                    prefix_most=int(r["prefix_most"]),
+                    prefix_words=tuple(r["prefix_words"])
+                    if len(r["prefix_words"]) < _WORDS_COUNTED
+                    else (),
+                    near_most=int(r["near_most"]),
+                    text_docs=int(r["text_docs"]),
+                )
+                for word, r in zip(words, rows, strict=True)
+            ],
+            (_month(newest) if newest is not None else None),
+            estimate,
+        )
 
     @staticmethod
     def _tiers(sql: _Sql, words: list[str], vocabulary: list[_Word]) -> list[tuple[int, str]]:
@@ -1093,9 +1204,11 @@ class PostgresSearch:
         words: list[str],
         vocabulary: list[_Word],
         matches: int = 0,
+        estimate: float = 0.0,
     ) -> tuple[list[FacetCount], list[FacetCount], bool]:
         """Top languages and tags of the matches (``matches``: a lower bound of their
-        number when the caller knows one).
+        number when the caller knows one; ``estimate``: the free-text matches estimated
+        from the tenant's counts).
 
         Without words and with no filter or a single language or tag: exact, from the
         tenant's counts (``search.facets``). Otherwise exact up to FACET_CAP matching
@@ -1103,7 +1216,9 @@ class PostgresSearch:
         from the best tiers first, or over FACET_SAMPLE of them when the tenant's counts
         prove beforehand that there are more than FACET_CAP (a name word's vocabulary, or
         the count of two filter values): the exact count could not be had anyway, and
-        reading FACET_CAP + 1 rows was most of a cold request.
+        reading FACET_CAP + 1 rows was most of a cold request; likewise when the estimate
+        of the free-text matches is above BROAD_ESTIMATE. Facets are exact whenever the
+        statement read every match (no more than it was allowed to).
 
         The tiers are disjoint branches of one Append, each LIMITed, and the outer LIMIT
         stops it: a broad query reads FACET_CAP + 1 rows of its best tiers and never runs
@@ -1125,7 +1240,7 @@ class PostgresSearch:
             or _least_matches(query, vocabulary)
             or await self._filter_matches(tenant, query)
         )
-        cap = FACET_SAMPLE if least > FACET_CAP else FACET_CAP
+        cap = FACET_SAMPLE if least > FACET_CAP or estimate >= BROAD_ESTIMATE else FACET_CAP
         key = _tenant_key(tenant)
         keyed_filter = _filter_tsquery(key, query)
         keyed = _tsqueries(words, vocabulary, key) if words else {}
@@ -1172,7 +1287,7 @@ class PostgresSearch:
                 matched = row["n"]
             else:
                 counts[row["kind"]][row["v"]] = row["n"]
-        return _top(counts["l"]), _top(counts["t"]), cap == FACET_CAP and matched <= cap
+        return _top(counts["l"]), _top(counts["t"]), matched <= cap
 
     async def _filter_matches(self, tenant_id: TenantId, query: SearchQuery) -> int:
         """A lower bound of the documents matching a query without words from the tenant's
@@ -1195,7 +1310,7 @@ class PostgresSearch:
         """Exact facets from the tenant's counts (see :func:`_facet_filter`)."""
         rows = await self._fetch(
             """select kind, value, docs from search.facets
-               where tenant_id = $1 and filter = $2 and docs > 0""",
+               where tenant_id = $1 and filter = $2 and kind in ('l', 't') and docs > 0""",
             [tenant_id, group],
         )
         counts: dict[str, Counter[str]] = {"l": Counter(), "t": Counter()}

@@ -61,13 +61,13 @@ async def test_the_keyed_index_is_on_a_call_the_planner_does_not_inline(
 async def test_the_vocabulary_lookup_is_planned_once_and_finds_typos_by_index(
     search_db: Database,
 ) -> None:
-    """Migration 0016: ``search.vocabulary`` keeps its generic-plan setting (the service
+    """Migrations 0016, 0018: ``search.vocabulary`` keeps its generic-plan setting (the service
     plans every other statement for its values) and runs with the caller's rights; the
     typo lookup has its tenant-first trigram index."""
     async with search_db.connection() as conn:
         row = await conn.fetchrow(
             """select proconfig, prosecdef from pg_proc where oid =
-               'search.vocabulary(uuid, text[], text, int, int, text[], text[], text[])'
+               'search.vocabulary(uuid, text[], text, int, int, text[], text[], text[], text)'
                ::regprocedure"""
         )
         definition = await conn.fetchval(
@@ -89,7 +89,7 @@ async def test_the_typo_lookup_reads_the_trigram_index(search_db: Database) -> N
         )
         body = await conn.fetchval(
             "select prosrc from pg_proc where oid = "
-            "'search.vocabulary(uuid, text[], text, int, int, text[], text[], text[])'"
+            "'search.vocabulary(uuid, text[], text, int, int, text[], text[], text[], text)'"
             "::regprocedure"
         )
         allowed = await conn.fetchval(
