@@ -439,7 +439,8 @@ async def load(args: argparse.Namespace, sizes: list[int], tenants: list[TenantI
     try:
         await owner.execute(f"delete from {SCHEMA}.meta where key = 'load'")
         await owner.execute(
-            f"truncate search.pocs, search.terms, search.name_words, search.facets, {SCHEMA}.pocs",
+            "truncate search.pocs, search.terms, search.name_words, search.text_words, "
+            f"search.facets, {SCHEMA}.pocs",
             timeout=300,
         )
         async with Database(SEARCH_URL, max_size=1, command_timeout=60) as db:
@@ -478,7 +479,9 @@ async def load(args: argparse.Namespace, sizes: list[int], tenants: list[TenantI
             await owner.execute(f"vacuum analyze {table}", timeout=900)
             if side == "project":
                 await owner.execute(
-                    "vacuum analyze search.terms, search.name_words, search.facets", timeout=900
+                    "vacuum analyze search.terms, search.name_words, search.text_words, "
+                    "search.facets",
+                    timeout=900,
                 )
                 stats.project_vacuum_s = time.perf_counter() - t0
             else:
@@ -998,7 +1001,14 @@ async def index_sizes() -> dict[str, float]:
     conn = await asyncpg.connect(OWNER_URL, timeout=10)
     try:
         out: dict[str, float] = {}
-        for table in ("search.pocs", "search.terms", "search.facets", f"{SCHEMA}.pocs"):
+        for table in (
+            "search.pocs",
+            "search.terms",
+            "search.facets",
+            "search.name_words",
+            "search.text_words",
+            f"{SCHEMA}.pocs",
+        ):
             row = await conn.fetchrow(
                 "select pg_total_relation_size($1::regclass) as total, "
                 "pg_indexes_size($1::regclass) as indexes",
@@ -1067,6 +1077,8 @@ def rows(report: Report) -> list[dict[str, Any]]:
     )
     add("index_size", "search.terms", round(d.get("search.terms total", 0), 1), "MiB", "project")
     add("index_size", "search.facets", round(d.get("search.facets total", 0), 1), "MiB", "project")
+    for words in ("search.name_words", "search.text_words"):
+        add("index_size", words, round(d.get(f"{words} total", 0), 1), "MiB", "project")
     naive = f"{SCHEMA}.pocs"
     add("index_size", naive, round(d.get(f"{naive} total", 0), 1), "MiB", "baseline")
     add("index_size", f"{naive}_indexes", round(d.get(f"{naive} indexes", 0), 1), "MiB", "baseline")
@@ -1137,7 +1149,9 @@ def other_table(report: Report) -> str:
             "size on disk, table + indexes (MiB)",
             f"{d.get('search.pocs total', 0):,.0f} (indexes {d.get('search.pocs indexes', 0):,.0f})"
             f" + terms {d.get('search.terms total', 0):,.1f}"
-            f" + facets {d.get('search.facets total', 0):,.0f}",
+            f" + facets {d.get('search.facets total', 0):,.0f}"
+            f" + name words {d.get('search.name_words total', 0):,.0f}"
+            f" + text words {d.get('search.text_words total', 0):,.0f}",
             f"{d.get(f'{naive} total', 0):,.0f} (pkey {d.get(f'{naive} indexes', 0):,.0f})",
         ),
     ]
