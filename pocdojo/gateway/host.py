@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
 
@@ -36,7 +35,6 @@ from pocdojo.settings import Settings
 from pocdojo.storage import dojos
 from pocdojo.storage.blobs import FileBlobStore, S3BlobStore
 from pocdojo.storage.db import Database
-from pocdojo.types import TenantId
 
 log = logging.getLogger("pocdojo.gateway")
 
@@ -156,20 +154,14 @@ class SessionHost:
                 taken.append((local.session, batch))
         if not taken:
             return 0
-        by_tenant: dict[TenantId, list[tuple[uuid.UUID, list[bytes]]]] = {}
-        for session, batch in taken:
-            tenant_id, dojo_id = session.dojo_key
-            by_tenant.setdefault(tenant_id, []).append((dojo_id, batch))
         started = time.monotonic()
-        written: dict[uuid.UUID, int] = {}
         try:
-            async with self._db.global_tx() as conn:
-                for tenant_id, batches in by_tenant.items():
-                    # Row-level security reads the tenant per statement: set it for each.
-                    await conn.execute(
-                        "select set_config('app.tenant_id', $1, true)", str(tenant_id)
-                    )
-                    written.update(await dojos.append_updates_many(conn, tenant_id, batches))
+            # One statement for every tenant (migration 0019): one round trip, one
+            # transaction, each tenant's rows under its own row-level security setting.
+            async with self._db.connection() as conn:
+                written = await dojos.append_updates_all(
+                    conn, [(*session.dojo_key, batch) for session, batch in taken]
+                )
         except Exception as exc:
             for session, batch in taken:
                 session.batch_done(batch, None, started, exc)

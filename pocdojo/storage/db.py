@@ -122,7 +122,8 @@ class Database:
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection with no tenant and no transaction: for schemas without
-        row-level security (the search projection, read by its own role)."""
+        row-level security (the search projection, read by its own role), and for
+        statements that set the tenant themselves (``dojo_append_updates``)."""
         async with self._translate_errors(), self._acquire() as conn:
             yield conn
 

@@ -142,25 +142,24 @@ async def append_updates(
     return seq
 
 
-async def append_updates_many(
-    conn: asyncpg.Connection, tenant_id: TenantId, batches: list[tuple[uuid.UUID, list[bytes]]]
+async def append_updates_all(
+    conn: asyncpg.Connection,
+    batches: list[tuple[TenantId, uuid.UUID, list[bytes]]],
 ) -> dict[uuid.UUID, int]:
-    """Append several dojos' batches of one tenant in one statement (a host's group
-    commit); the highest sequence number written per dojo."""
-    dojo_ids = [dojo_id for dojo_id, payloads in batches for _ in payloads]
-    payloads = [p for _, ps in batches for p in ps]
+    """Append the batches of several tenants' dojos in one statement (``dojo_append_updates``,
+    migration 0019: each tenant's rows under its own row-level security setting, all of them
+    or none), outside any transaction of the caller's; the highest sequence number written
+    per dojo."""
+    tenants = [tenant for tenant, _, payloads in batches for _ in payloads]
+    dojo_ids = [dojo_id for _, dojo_id, payloads in batches for _ in payloads]
+    payloads = [p for _, _, ps in batches for p in ps]
     rows = await conn.fetch(
-        """with written as (
-               insert into dojo_updates (tenant_id, dojo_id, payload)
-               select $1, d, p from unnest($2::uuid[], $3::bytea[]) with ordinality as u(d, p, n)
-               order by n
-               returning dojo_id, seq)
-           select dojo_id, max(seq) as seq from written group by dojo_id""",
-        tenant_id,
+        "select written_dojo, last_seq from dojo_append_updates($1, $2, $3)",
+        tenants,
         dojo_ids,
         payloads,
     )
-    return {row["dojo_id"]: row["seq"] for row in rows}
+    return {row["written_dojo"]: row["last_seq"] for row in rows}
 
 
 async def updates_since(
