@@ -170,8 +170,6 @@ class _Word:
     """The words starting with it (the first _WORDS_COUNTED, in byte order)."""
     near_most: int = 0
     """Documents whose name has the most common of the ``near`` words (a lower bound)."""
-    text_docs: int = 0
-    """Documents whose name or description has this word (``search.text_words``)."""
 
 
 def _lexeme(word: str) -> str:
@@ -327,7 +325,7 @@ def _has_part_starting(word: str, prefix: str) -> bool:
     )
 
 
-def _text_estimate(query: SearchQuery, text_docs: list[int], counts: Any) -> float:
+def _text_estimate(query: SearchQuery, text_docs: list[int], counts: asyncpg.Record) -> float:
     """How many documents have every query word in their name or description and pass the
     filters, estimated from the tenant's counts (``counts``: the first row of
     ``search.vocabulary``) as if the words and filters were independent; 0 when the counts
@@ -985,7 +983,6 @@ class PostgresSearch:
                     if len(r["prefix_words"]) < _WORDS_COUNTED
                     else (),
                     near_most=int(r["near_most"]),
-                    text_docs=int(r["text_docs"]),
                 )
                 for word, r in zip(words, rows, strict=True)
             ],
