@@ -24,9 +24,11 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
 
+import asyncpg
 from redis import asyncio as aioredis
 
 from pocdojo.actors.dojo_session import DojoSessionActor
@@ -35,6 +37,7 @@ from pocdojo.settings import Settings
 from pocdojo.storage import dojos
 from pocdojo.storage.blobs import FileBlobStore, S3BlobStore
 from pocdojo.storage.db import Database
+from pocdojo.types import TenantId
 
 log = logging.getLogger("pocdojo.gateway")
 
@@ -61,6 +64,29 @@ class _Call:
 
     def remote(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         return asyncio.ensure_future(self._fn(*args, **kwargs))
+
+
+async def append_isolating(
+    db: Database, batches: list[tuple[TenantId, uuid.UUID, list[bytes]]]
+) -> dict[uuid.UUID, int | Exception]:
+    """Append several dojos' batches to the update log in one statement (migration 0019);
+    if the database refuses it (a row it will not take: a dojo deleted while its session
+    lived), each batch alone, so that one dojo cannot hold back every other dojo's
+    durability. Per dojo: the last sequence number written, or why its batch was not (an
+    unreachable database fails them all; they stay pending and go again)."""
+    try:
+        async with db.connection() as conn:
+            written = await dojos.append_updates_all(conn, batches)
+    except asyncpg.PostgresError as exc:
+        if len(batches) == 1:
+            return {batches[0][1]: exc}
+        outcomes: dict[uuid.UUID, int | Exception] = {}
+        for batch in batches:
+            outcomes.update(await append_isolating(db, [batch]))
+        return outcomes
+    except Exception as exc:
+        return {dojo_id: exc for _, dojo_id, _ in batches}
+    return {dojo_id: written[dojo_id] for _, dojo_id, _ in batches}
 
 
 class LocalSession:
@@ -100,6 +126,7 @@ class SessionHost:
         self._renewer: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._flush_interval_s = 0.05
+        self._refused: set[uuid.UUID] = set()  # dojos whose last batch the database refused
         self.flushes = 0
 
     def hosted(self) -> int:
@@ -155,23 +182,31 @@ class SessionHost:
         if not taken:
             return 0
         started = time.monotonic()
-        try:
-            # One statement for every tenant (migration 0019): one round trip, one
-            # transaction, each tenant's rows under its own row-level security setting.
-            async with self._db.connection() as conn:
-                written = await dojos.append_updates_all(
-                    conn, [(*session.dojo_key, batch) for session, batch in taken]
-                )
-        except Exception as exc:
-            for session, batch in taken:
-                session.batch_done(batch, None, started, exc)
-            return 0
-        self.flushes += 1
-        # One group commit for every hosted dojo: one observation, not one per dojo.
-        DOJO_UPDATE_LOG_FLUSH_DURATION.observe(time.monotonic() - started)
+        batches = [(*session.dojo_key, batch) for session, batch in taken]
+        # The dojos whose batch the database refused last time go alone, so that retrying
+        # them does not make every flush fail first.
+        together = [b for b in batches if b[1] not in self._refused]
+        outcomes: dict[uuid.UUID, int | Exception] = {}
+        for group in [together, *([b] for b in batches if b[1] in self._refused)]:
+            if group:
+                outcomes.update(await append_isolating(self._db, group))
+        stored = 0
         for session, batch in taken:
-            session.batch_done(batch, written[session.dojo_key[1]], started)
-        return sum(len(batch) for _, batch in taken)
+            dojo_id = session.dojo_key[1]
+            outcome = outcomes[dojo_id]
+            if isinstance(outcome, Exception):
+                if isinstance(outcome, asyncpg.PostgresError):
+                    self._refused.add(dojo_id)
+                session.batch_done(batch, None, started, outcome)
+            else:
+                self._refused.discard(dojo_id)
+                session.batch_done(batch, outcome, started)
+                stored += len(batch)
+        if stored:
+            self.flushes += 1
+            # One group commit for every hosted dojo: one observation, not one per dojo.
+            DOJO_UPDATE_LOG_FLUSH_DURATION.observe(time.monotonic() - started)
+        return stored
 
     async def owner(self, tenant_id: str, dojo_id: str) -> str | None:
         """None if this process owns the dojo (claiming it if nobody does), else the

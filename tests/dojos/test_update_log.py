@@ -11,6 +11,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from pocdojo.errors import Unavailable
+from pocdojo.gateway.host import append_isolating
 from pocdojo.settings import Settings
 from pocdojo.storage import dojos
 from pocdojo.storage.db import Database
@@ -89,3 +91,37 @@ async def test_a_failing_batch_logs_nothing_of_the_others(
             await dojos.append_updates_all(conn, batches)
     assert await logged(app_db, tenant.id, a1) == []
     assert await logged(app_db, other_tenant.id, b1) == []
+
+
+async def test_a_refused_batch_does_not_hold_back_the_other_dojos(
+    app_db: Database, tenant: TenantFixture, other_tenant: TenantFixture
+) -> None:
+    """A dojo deleted while its session lived (its batch breaks the foreign key): the group
+    commit stores every other dojo's batch, and reports why that one was not stored."""
+    a1, gone, b1 = (
+        await new_dojo(app_db, tenant),
+        await new_dojo(app_db, tenant),
+        await new_dojo(app_db, other_tenant),
+    )
+    async with app_db.tenant_tx(tenant.id) as conn:
+        await conn.execute("delete from dojos where id = $1", gone)
+    outcomes = await append_isolating(
+        app_db,
+        [
+            (tenant.id, a1, [b"a1"]),
+            (tenant.id, gone, [b"lost dojo"]),
+            (other_tenant.id, b1, [b"b1"]),
+        ],
+    )
+    assert isinstance(outcomes[gone], asyncpg.ForeignKeyViolationError)
+    assert isinstance(outcomes[a1], int)
+    assert isinstance(outcomes[b1], int)
+    assert await logged(app_db, tenant.id, a1) == [b"a1"]
+    assert await logged(app_db, other_tenant.id, b1) == [b"b1"]
+
+
+async def test_an_unreachable_database_fails_every_batch(tenant: TenantFixture) -> None:
+    dojo_id = uuid.uuid4()
+    async with Database("postgresql://nobody@127.0.0.1:1/none", max_size=1) as down:
+        outcomes = await append_isolating(down, [(tenant.id, dojo_id, [b"x"])])
+    assert isinstance(outcomes[dojo_id], Unavailable)
