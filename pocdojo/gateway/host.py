@@ -126,7 +126,9 @@ class SessionHost:
         self._renewer: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._flush_interval_s = 0.05
-        self._refused: set[uuid.UUID] = set()  # dojos whose last batch the database refused
+        # Dojos whose last batch the database refused (their batch stays pending, so each
+        # flush takes it again and recomputes this; a stopped session drops out).
+        self._refused: set[uuid.UUID] = set()
         self.flushes = 0
 
     def hosted(self) -> int:
@@ -190,16 +192,17 @@ class SessionHost:
         for group in [together, *([b] for b in batches if b[1] in self._refused)]:
             if group:
                 outcomes.update(await append_isolating(self._db, group))
+        self._refused = {
+            dojo_id
+            for dojo_id, outcome in outcomes.items()
+            if isinstance(outcome, asyncpg.PostgresError)
+        }
         stored = 0
         for session, batch in taken:
-            dojo_id = session.dojo_key[1]
-            outcome = outcomes[dojo_id]
+            outcome = outcomes[session.dojo_key[1]]
             if isinstance(outcome, Exception):
-                if isinstance(outcome, asyncpg.PostgresError):
-                    self._refused.add(dojo_id)
                 session.batch_done(batch, None, started, outcome)
             else:
-                self._refused.discard(dojo_id)
                 session.batch_done(batch, outcome, started)
                 stored += len(batch)
         if stored:
