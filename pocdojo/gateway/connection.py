@@ -27,11 +27,17 @@ them in one call. Nothing waits for other reads: gathering a whole turn's writes
 first read's deliveries until every read of the turn was handled. Anything `websockets`
 writes itself (pings, pongs, closes, ``send``) flushes the gathered frames first, so the
 stream keeps its order.
+
+A fan-out frames each message once (`server_frame`) and hands the frame to every peer's
+`write_frame`, which writes it at once when nothing is gathered for that socket and the
+read being handled holds a single message (steady typing: every read is one edit), so the
+first peers get an edit before the last are served, with no gathering work per peer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import weakref
 from collections import deque
@@ -45,12 +51,14 @@ from websockets.speedups import apply_mask
 
 Message = bytes | str
 Consumer = Callable[[Message], None]
+WriteFrame = Callable[[bytes], bool]  # see `PushConnection.write_frame`
 
 BINARY_FIN = 0x82  # FIN, no RSV bits, opcode 2
 MASKED = 0x80
 FAST_MAX_PAYLOAD = 0xFFFF  # 7- and 16-bit lengths
 BACKLOG_HIGH, BACKLOG_LOW = 64, 16
 END_OF_REQUEST = b"\r\n\r\n"
+WRITE_NOW_BUFFER = 64 * 1024  # bytes a socket may hold unsent before writes wait for it
 
 log = logging.getLogger("pocdojo.gateway")
 
@@ -60,26 +68,26 @@ class _Writes:
     that caused them has been handled (`hold` ... `release`), or, for frames written
     outside a read (a task, a timer), by one callback at the end of the loop's turn."""
 
-    __slots__ = ("_held", "_loop", "_pending", "_scheduled")
+    __slots__ = ("_loop", "_pending", "_scheduled", "held")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._pending: list[PushConnection] = []
-        self._held = 0
+        self.held = 0  # reads being handled that gather their writes
         self._scheduled = False
 
     def add(self, connection: PushConnection) -> None:
         self._pending.append(connection)
-        if not self._held and not self._scheduled:
+        if not self.held and not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._turn_ended)
 
     def hold(self) -> None:
-        self._held += 1
+        self.held += 1
 
     def release(self) -> None:
-        self._held -= 1
-        if not self._held:
+        self.held -= 1
+        if not self.held:
             self.flush()
 
     def flush(self) -> None:
@@ -105,6 +113,19 @@ def _writes(loop: asyncio.AbstractEventLoop) -> _Writes:
     if found is None:
         found = _loop_writes[loop] = _Writes(loop)
     return found
+
+
+@functools.lru_cache(maxsize=1)
+def server_frame(data: bytes) -> bytes:
+    """The wire form of a binary message from the server (final, unmasked, no extension);
+    a fan-out asks for the same message once per peer in a row, so remembering the last one
+    frames it once for all of them."""
+    size = len(data)
+    if size < 126:
+        return bytes((0x82, size)) + data
+    if size < 65536:
+        return bytes((0x82, 126)) + size.to_bytes(2, "big") + data
+    return Frame(Opcode.BINARY, data).serialize(mask=False)
 
 
 def whole_binary_frames(data: bytes, max_size: int | None) -> list[bytes] | None:
@@ -269,6 +290,26 @@ class PushConnection(ServerConnection):
         self.gathered_size += len(frame)
         self.frames_written += 1
 
+    def write_frame(self, frame: bytes) -> bool:
+        """Write ``frame`` (a whole server frame, `server_frame`; the caller knows no
+        extension was negotiated) now, or after the frames already gathered for this socket
+        when there are some or the read being handled gathers its writes. False if the
+        socket already holds more than `WRITE_NOW_BUFFER` unsent: the caller queues the
+        message and waits for the drain. A connection that is not open takes it and writes
+        nothing (its reader is about to end)."""
+        transport = self.transport
+        if transport.get_write_buffer_size() + self.gathered_size > WRITE_NOW_BUFFER:
+            return False
+        if self.protocol.state is not State.OPEN or self.send_in_progress is not None:
+            return True
+        if self._gathered or self._writes.held:
+            self.write_soon(frame)
+            return True
+        self.frames_written += 1
+        self.writes += 1
+        transport.write(frame)
+        return True
+
     def flush_gathered(self) -> None:
         """Write what `write_soon` gathered, now (nothing once the transport is closing)."""
         gathered = self._gathered
@@ -288,21 +329,29 @@ class PushConnection(ServerConnection):
     # -- parsing -------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        writes = self._writes
-        writes.hold()  # what this read makes the session write goes out when it is handled
-        try:
-            protocol = self.protocol
-            if (
-                self._between_frames
-                and protocol.state is State.OPEN
-                and protocol.current_size is None
-            ):
-                payloads = whole_binary_frames(data, protocol.max_message_size)
-                if payloads is not None:
-                    self.fast_messages += len(payloads)
-                    for payload in payloads:
-                        self._deliver(payload)
+        protocol = self.protocol
+        if self._between_frames and protocol.state is State.OPEN and protocol.current_size is None:
+            payloads = whole_binary_frames(data, protocol.max_message_size)
+            if payloads is not None:
+                self.fast_messages += len(payloads)
+                if len(payloads) == 1:  # one edit: its fan-out writes each frame at once
+                    self._deliver(payloads[0])
                     return
+                self._gathering(payloads, None)
+                return
+        self._gathering(None, data)
+
+    def _gathering(self, payloads: list[bytes] | None, data: bytes | None) -> None:
+        """Handle a read of several messages (``payloads``) or one for `websockets` to parse
+        (``data``); what it makes the session write goes out when it is handled."""
+        writes = self._writes
+        writes.hold()
+        try:
+            if payloads is not None:
+                for payload in payloads:
+                    self._deliver(payload)
+                return
+            assert data is not None
             self._follow(data)
             super().data_received(data)
         finally:

@@ -259,6 +259,7 @@ async def _run_sync(
         socket.close,
         on_broken=me.cancel if me else None,
         send_now=getattr(socket, "send_now", None),
+        write_frame=socket.frame_writer() if hasattr(socket, "frame_writer") else None,
     )
     with tracing.tracer().start_as_current_span("dojo join"):
         link = await hub.join(

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from pocdojo.engine.outcome import Close
+from pocdojo.gateway.connection import WriteFrame, server_frame
 from pocdojo.gateway.host import LocalSession
 from pocdojo.observability.tracing import current_traceparent
 
@@ -54,7 +55,9 @@ class Outgoing:
     listener), a message is handed to the socket as it is put when nothing is queued before
     it and the socket's buffer has room (it goes out with the socket's other frames of the
     read being handled): no task switch per frame and peer, the fan-out's main cost.
-    Otherwise it is queued for the writer task, which waits for the socket to drain."""
+    Otherwise it is queued for the writer task, which waits for the socket to drain.
+    With ``write_frame`` too (its frames are plain), a fan-out that framed a message once
+    hands the frame over as is (`put_framed`)."""
 
     def __init__(
         self,
@@ -62,9 +65,12 @@ class Outgoing:
         close: CloseSocket,
         on_broken: Callable[[], object] | None = None,
         send_now: SendNow | None = None,
+        write_frame: WriteFrame | None = None,
     ) -> None:
         self._send = send
         self._send_now = send_now
+        self._write_frame = write_frame
+        self._direct: WriteFrame | None = None  # write_frame once started, until closed
         self._close = close
         self._on_broken = on_broken
         self._queue: deque[bytes | Close] = deque()
@@ -77,6 +83,21 @@ class Outgoing:
         self._queue.extendleft(reversed(first))
         self._task = asyncio.get_running_loop().create_task(self._write())
         self._wake.set()
+        if not self.closed and self._send_now is not None:
+            self._direct = self._write_frame
+
+    def put_framed(self, message: bytes, frame: bytes) -> None:
+        """`put` for a fan-out that framed ``message`` once for all its peers
+        (`server_frame`): the frame is written as is when nothing waits before it."""
+        direct = self._direct
+        if direct is not None and not self._queue:
+            try:
+                if direct(frame):
+                    return
+            except Exception as exc:
+                self._broke(exc)
+                return
+        self.put(message)
 
     def put(self, message: bytes) -> None:
         if self.closed:
@@ -98,6 +119,7 @@ class Outgoing:
         """Close after what is already queued (a reply before its close goes out)."""
         if not self.closed:
             self.closed = True
+            self._direct = None
             self._queue.append(Close(code, reason))
             self._wake.set()
 
@@ -123,6 +145,7 @@ class Outgoing:
         # connection without a disconnect): tell its owner, who ends the connection.
         log.debug("writer stopped: %s", exc)
         self.broken = self.closed = True
+        self._direct = None
         if self._on_broken is not None:
             self._on_broken()
 
@@ -287,9 +310,10 @@ class LocalLink(DojoLink):
                 self._break("the session stopped")
             return
         sender, message = item
+        frame = server_frame(message)
         for conn_id, out in self.connections.items():
             if conn_id != sender:
-                out.put(message)
+                out.put_framed(message, frame)
 
     def submit(self, conn_id: str, data: bytes) -> None:
         if self.broken:

@@ -11,7 +11,6 @@ No permessage-deflate: Yjs updates are small and binary, compression would only 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import re
 import uuid
@@ -23,14 +22,13 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from pocdojo.api.context import Services, open_services
 from pocdojo.engine.limits import Limits
-from pocdojo.gateway.connection import PushConnection
+from pocdojo.gateway.connection import WRITE_NOW_BUFFER, PushConnection, WriteFrame, server_frame
 from pocdojo.gateway.flows import Refused, admit, run_events, run_sync, token_and_subprotocol
 from pocdojo.gateway.host import SessionHost
 from pocdojo.gateway.hub import DojoHub
@@ -42,7 +40,6 @@ from pocdojo.settings import Settings
 log = logging.getLogger("pocdojo.gateway")
 ROUTE = re.compile(r"^/v1/dojos/(?P<id>[^/]+)/(?P<kind>sync|events)$")
 FRAME_SLACK = 16 * 1024  # the engine closes oversized messages itself, with its reason
-SEND_NOW_BUFFER = 64 * 1024  # bytes a socket may hold unsent before writes wait for it
 
 
 class WebsocketsSocket:
@@ -54,7 +51,7 @@ class WebsocketsSocket:
 
     def send_now(self, data: bytes) -> bool:
         """Write one binary message without awaiting, unless the socket's buffer is already
-        above `SEND_NOW_BUFFER` (False: queue it and let the writer wait for the drain).
+        above `WRITE_NOW_BUFFER` (False: queue it and let the writer wait for the drain).
 
         What `websockets.broadcast` does for one connection, with the frame built once per
         message: a fan-out writes the same bytes to every peer, and a server's frames are
@@ -64,7 +61,7 @@ class WebsocketsSocket:
         loop's turn), with the others this socket gets meanwhile (`PushConnection.write_soon`)."""
         connection = self.connection
         transport = connection.transport
-        if transport.get_write_buffer_size() + connection.gathered_size > SEND_NOW_BUFFER:
+        if transport.get_write_buffer_size() + connection.gathered_size > WRITE_NOW_BUFFER:
             return False
         protocol = connection.protocol
         if protocol.state is not State.OPEN or connection.send_in_progress is not None:
@@ -72,8 +69,14 @@ class WebsocketsSocket:
         if protocol.extensions:
             broadcast((connection,), data, raise_exceptions=True)
         else:
-            connection.write_soon(_frame(data))
+            connection.write_soon(server_frame(data))
         return True
+
+    def frame_writer(self) -> WriteFrame | None:
+        """`PushConnection.write_frame` when the socket's frames are plain (no extension
+        negotiated), for fan-outs that frame a message once for every peer."""
+        connection = self.connection
+        return None if connection.protocol.extensions else connection.write_frame
 
     async def send_text(self, data: str) -> None:
         await self.connection.send(data)
@@ -111,19 +114,6 @@ class WebsocketsSocket:
             connection.consume(None)
         if stopped.done():
             stopped.result()
-
-
-@functools.lru_cache(maxsize=1)
-def _frame(data: bytes) -> bytes:
-    """The wire form of a binary message from the server (final, unmasked, no extension);
-    a fan-out asks for the same message once per peer in a row, so remembering the last one
-    frames it once for all of them."""
-    size = len(data)
-    if size < 126:
-        return bytes((0x82, size)) + data
-    if size < 65536:
-        return bytes((0x82, 126)) + size.to_bytes(2, "big") + data
-    return Frame(Opcode.BINARY, data).serialize(mask=False)
 
 
 def _route(connection: ServerConnection) -> tuple[str, str, str | None]:

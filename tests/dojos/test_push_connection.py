@@ -9,6 +9,7 @@ import base64
 import os
 import random
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -243,7 +244,7 @@ async def test_bad_utf8_text_closes_1007_and_protocol_errors_still_close() -> No
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 300, 65_535, 65_536, 70_000])
 def test_the_fan_outs_frames_are_what_websockets_would_write(size: int) -> None:
-    from pocdojo.gateway.server import _frame
+    from pocdojo.gateway.connection import server_frame as _frame
 
     data = os.urandom(size)
     _frame.cache_clear()
@@ -287,7 +288,7 @@ async def test_frames_written_in_one_turn_go_out_in_one_write_and_in_order() -> 
     itself (a ``send``, the close frame) goes after the frames gathered before it."""
     from websockets.asyncio.client import connect
 
-    from pocdojo.gateway.server import _frame
+    from pocdojo.gateway.connection import server_frame as _frame
 
     counts: list[tuple[int, int]] = []
 
@@ -317,7 +318,7 @@ async def test_frames_gathered_for_a_closed_transport_are_dropped() -> None:
     """A socket that is gone by the end of the turn writes nothing (no error)."""
     from websockets.asyncio.client import connect
 
-    from pocdojo.gateway.server import _frame
+    from pocdojo.gateway.connection import server_frame as _frame
 
     done: list[int] = []
 
@@ -341,7 +342,7 @@ async def test_frames_gathered_for_a_closed_transport_are_dropped() -> None:
 async def test_what_a_read_makes_the_server_write_goes_out_when_the_read_is_handled() -> None:
     """Frames written while a read is handled (a fan-out of the messages it held) go out in
     one write as soon as that read is done: no end-of-turn callback is involved."""
-    from pocdojo.gateway.server import _frame as server_frame
+    from pocdojo.gateway.connection import server_frame
 
     during: list[tuple[int, bool]] = []
     after: list[tuple[int, int]] = []
@@ -402,3 +403,108 @@ async def test_one_failing_flush_does_not_strand_the_other_sockets() -> None:
         writes.add(healthy)  # type: ignore[arg-type]
         writes.release()
     assert (broken.flushes, healthy.flushes) == (2, 2)
+
+
+async def test_a_one_message_reads_fan_out_writes_each_frame_at_once() -> None:
+    """`write_frame` during a read that holds one message writes at once (steady typing: no
+    gathering work per peer); during a read of several messages, or after frames already
+    gathered for the socket, it joins them (one write, in order)."""
+    from pocdojo.gateway.connection import server_frame
+
+    during: list[int] = []
+    after: list[tuple[int, int]] = []
+
+    async def handler(connection: Any) -> None:
+        def echo(message: bytes | str) -> None:
+            assert isinstance(message, bytes)
+            if message == b"late":  # outside a read: gathered first, then written directly
+                connection.write_soon(server_frame(b"first"))
+                assert connection.write_frame(server_frame(b"second"))
+            assert connection.write_frame(server_frame(message))
+            assert connection.write_frame(server_frame(message.upper()))
+            during.append(connection.writes)
+
+        connection.consume(echo)
+        await connection.wait_closed()
+        after.append((connection.frames_written, connection.writes))
+
+    async with await _server(handler) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        client = _RawClient(port)
+        await client.open()
+        await client.send([_frame(Opcode.BINARY, b"ab")])  # one message: two writes
+        await client.send([_frame(Opcode.BINARY, b"cd") + _frame(Opcode.BINARY, b"ef")])
+        await client.send([_frame(Opcode.BINARY, b"late")])
+        words = b"ab AB cd CD ef EF first second late LATE".split()
+        expected = b"".join(Frame(Opcode.BINARY, w).serialize(mask=False) for w in words)
+        received = b""
+        while len(received) < len(expected):
+            received += await asyncio.to_thread(client.sock.recv, 4096)
+        client.close()
+        for _ in range(200):
+            if after:
+                break
+            await asyncio.sleep(0.01)
+    assert received == expected
+    # ab: written as they came (writes 1, 2); cd, ef: held until their read was done (one
+    # write); late: the four frames follow "first", gathered, and go out at the turn's end
+    assert during == [2, 2, 2, 3]
+    assert after == [(10, 4)]
+
+
+async def test_a_fan_out_to_a_socket_that_does_not_read_queues_and_keeps_the_order() -> None:
+    """`Outgoing.put_framed` writes frames as is until the socket holds `WRITE_NOW_BUFFER`
+    unsent; the rest waits in the queue for the drain, and nothing is lost or reordered."""
+    from pocdojo.gateway.connection import server_frame
+    from pocdojo.gateway.hub import Outgoing
+    from pocdojo.gateway.server import WebsocketsSocket
+
+    messages = [bytes([i % 256]) * 50_000 for i in range(400)]  # 20 MB: more than buffers hold
+    queued: list[int] = []
+
+    async def handler(connection: Any) -> None:
+        socket_ = WebsocketsSocket(connection)
+        out = Outgoing(
+            socket_.send_bytes,
+            socket_.close,
+            send_now=socket_.send_now,
+            write_frame=socket_.frame_writer(),
+        )
+        out.start([])
+        for i, message in enumerate(messages):
+            out.put_framed(message, server_frame(message))
+            queued.append(len(out._queue))
+            if i % 20 == 19:  # the socket drains a little, the queue may not be empty yet
+                await asyncio.sleep(0.002)
+        out.close(1000, "done")
+        await connection.wait_closed()
+
+    closing = Frame(Opcode.CLOSE, (1000).to_bytes(2, "big") + b"done").serialize(mask=False)
+
+    def read_slowly(sock: socket.socket) -> bytes:
+        chunks: list[bytes] = []
+        while (chunk := sock.recv(1 << 16)) and not (b"".join(chunks[-1:]) + chunk).endswith(
+            closing
+        ):
+            chunks.append(chunk)
+            time.sleep(0.0005)
+        return b"".join([*chunks, chunk])
+
+    async with await _server(handler) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        client = _RawClient(port)
+        head = await client.open()
+        stream = head.partition(b"\r\n\r\n")[2]
+        stream += await asyncio.to_thread(read_slowly, client.sock)
+        client.close()
+    frames, i = [], 0
+    while i < len(stream):
+        opcode, size, start = stream[i] & 0x0F, stream[i + 1] & 0x7F, i + 2
+        if size >= 126:
+            width = 2 if size == 126 else 8
+            size, start = int.from_bytes(stream[start : start + width], "big"), start + width
+        if opcode != Opcode.PING:  # websockets' keepalive may come in between
+            frames.append((opcode, stream[start : start + size]))
+        i = start + size
+    assert frames == [(Opcode.BINARY, m) for m in messages] + [(Opcode.CLOSE, closing[2:])]
+    assert max(queued) > 0  # some waited for the drain
