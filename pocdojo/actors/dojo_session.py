@@ -289,10 +289,17 @@ class DojoSessionActor:
         self._pending_since = started if self._pending else None
         self._unsnapshotted_bytes += sum(len(u) for u in batch)
 
+    def backlog(self) -> tuple[int, float | None]:
+        """The accepted updates not yet in the log, and since when (monotonic) the oldest of
+        them waits (None: nothing waits)."""
+        return len(self._pending), self._pending_since if self._pending else None
+
     def _observe_backlog(self) -> None:
         if self._applied:
             applied, self._applied = self._applied, 0
             DOJO_UPDATES.labels("applied").inc(applied)
+        if self._hosted:
+            return  # the host reports its sessions' backlogs together (one gauge a process)
         DOJO_UPDATE_LOG_BACKLOG.set(len(self._pending))
         since = self._pending_since
         DOJO_UPDATE_LOG_OLDEST_UNFLUSHED_AGE.set(

@@ -32,7 +32,11 @@ import asyncpg
 from redis import asyncio as aioredis
 
 from pocdojo.actors.dojo_session import DojoSessionActor
-from pocdojo.metrics import DOJO_UPDATE_LOG_FLUSH_DURATION
+from pocdojo.metrics import (
+    DOJO_UPDATE_LOG_BACKLOG,
+    DOJO_UPDATE_LOG_FLUSH_DURATION,
+    DOJO_UPDATE_LOG_OLDEST_UNFLUSHED_AGE,
+)
 from pocdojo.settings import Settings
 from pocdojo.storage import dojos
 from pocdojo.storage.blobs import FileBlobStore, S3BlobStore
@@ -47,6 +51,7 @@ _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpi
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"  # noqa: E501
 
 Key = tuple[str, str]
+BACKLOG_EVERY_S = 1.0  # how often the backlog gauges are updated
 
 
 def lease_key(tenant_id: str, dojo_id: str) -> str:
@@ -171,9 +176,30 @@ class SessionHost:
         """Group commit across the dojos hosted here: every ``flush_interval`` what all
         sessions have pending goes to the log in one transaction (one statement per
         tenant). A failure leaves each batch pending in its session for the next round."""
+        observed = time.monotonic()
         while self._sessions:
             await asyncio.sleep(self._flush_interval_s)
             await self.flush()
+            if time.monotonic() - observed >= BACKLOG_EVERY_S:
+                observed = time.monotonic()
+                self.observe_backlog()
+        self.observe_backlog()
+
+    def observe_backlog(self) -> None:
+        """The update-log backlog of the whole process: every hosted session's pending
+        updates, and the age of the oldest (gauges hold one value per process: sessions
+        setting them in turn would overwrite each other, and a stuck dojo could hide behind
+        a healthy one)."""
+        pending, oldest = 0, None
+        for local in self._sessions.values():
+            count, since = local.session.backlog()
+            pending += count
+            if since is not None and (oldest is None or since < oldest):
+                oldest = since
+        DOJO_UPDATE_LOG_BACKLOG.set(pending)
+        DOJO_UPDATE_LOG_OLDEST_UNFLUSHED_AGE.set(
+            0.0 if oldest is None else time.monotonic() - oldest
+        )
 
     async def flush(self) -> int:
         taken: list[tuple[DojoSessionActor, list[bytes]]] = []

@@ -227,3 +227,35 @@ async def test_the_dojo_app_releases_its_leases_when_it_stops(
         assert await _lease(settings, tenant, dojo["id"]) == address
     assert await _lease(settings, tenant, dojo["id"]) is None
     assert await _history(client, tenant, dojo["id"]) == {"kept.py": "stored at shutdown\n"}
+
+
+def test_the_backlog_gauges_report_every_hosted_session(settings: Settings) -> None:
+    """One process hosts many sessions and the backlog gauges hold one value a process: the
+    host reports the sum of their pending updates and the oldest one's age, whatever the
+    order of the sessions (each setting the gauges in turn showed only the last one's)."""
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from prometheus_client import REGISTRY
+
+    from pocdojo.gateway.host import SessionHost
+
+    def stub(count: int, since: float | None) -> Any:
+        return SimpleNamespace(session=SimpleNamespace(backlog=lambda: (count, since)))
+
+    host = SessionHost(
+        settings, cast(Any, None), cast(Any, None), aioredis.Redis.from_url(settings.redis_url)
+    )
+    now = time.monotonic()
+    stuck, idle, busy = stub(3, now - 5.0), stub(0, None), stub(2, now - 0.1)
+    for order in ([stuck, idle, busy], [busy, idle, stuck], [idle]):
+        host._sessions = {(str(i), str(i)): s for i, s in enumerate(order)}
+        host.observe_backlog()
+        backlog = REGISTRY.get_sample_value("pocdojo_dojo_update_log_backlog_updates")
+        age = REGISTRY.get_sample_value("pocdojo_dojo_update_log_oldest_unflushed_age_seconds")
+        if order == [idle]:
+            assert (backlog, age) == (0, 0)
+        else:
+            assert backlog == 5
+            assert age is not None
+            assert 5.0 <= age < 6.0
