@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: help install services db run up down test lint typecheck cluster-tools cluster-manifests bench-api bench-tracing bench-search bench-dojo bench-voice bench-reports bench-video openapi clean
+.PHONY: help install services db run up down test lint typecheck cluster-tools cluster-manifests bench-api bench-tracing bench-search bench-dojo bench-dojo-cpu bench-voice bench-reports bench-video openapi clean
 
 help:
 	@echo "make run        set up everything and start the platform (foreground)"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench-tracing  PoC API with tracing off / default / on (no exporter)"
 	@echo "make bench-search  search at 1M PoCs / 1,000 tenants vs a naive ILIKE baseline"
 	@echo "make bench-dojo    S dojos x P typists vs the reference y-websocket server"
+	@echo "make bench-dojo-cpu server CPU per typing edit, gateway vs the reference server"
 	@echo "make bench-voice   voice rooms of 2-16 (mixing vs forwarding) vs a direct aiortc call"
 	@echo "make bench-reports dashboard from rollups vs aggregate queries; exports (POCS=1000000)"
 	@echo "make bench-video   40-PoC yearly film on Ray, 1 vs 2 workers; encoding vs the ffmpeg CLI"
@@ -89,6 +90,11 @@ bench-search: install services
 bench-dojo: db
 	bash scripts/ensure-tools.sh node:nodejs npm:npm
 	$(BIN)/python -m loadtests.bench_dojo
+
+# The server's CPU per edit alone (raw-socket clients, fixed rate): A/B of the edit path.
+bench-dojo-cpu: db
+	bash scripts/ensure-tools.sh node:nodejs npm:npm
+	$(BIN)/python -m loadtests.bench_dojo_cpu
 
 bench-reports: install services
 	$(BIN)/python -m loadtests.bench_reports --pocs $(or $(POCS),1000000) $(BENCH_REPORTS_ARGS)
