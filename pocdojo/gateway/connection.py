@@ -290,10 +290,11 @@ class PushConnection(ServerConnection):
         self.gathered_size += len(frame)
         self.frames_written += 1
 
-    def write_frame(self, frame: bytes) -> bool:
+    def write_frame(self, frame: bytes, *, gather: bool = False) -> bool:
         """Write ``frame`` (a whole server frame, `server_frame`; the caller knows no
         extension was negotiated) now, or after the frames already gathered for this socket
-        when there are some or the read being handled gathers its writes. False if the
+        when there are some, the read being handled gathers its writes, or ``gather`` (then
+        with the socket's other frames of this read or turn, `write_soon`). False if the
         socket already holds more than `WRITE_NOW_BUFFER` unsent: the caller queues the
         message and waits for the drain. A connection that is not open takes it and writes
         nothing (its reader is about to end)."""
@@ -302,7 +303,7 @@ class PushConnection(ServerConnection):
             return False
         if self.protocol.state is not State.OPEN or self.send_in_progress is not None:
             return True
-        if self._gathered or self._writes.held:
+        if gather or self._gathered or self._writes.held:
             self.write_soon(frame)
             return True
         self.frames_written += 1

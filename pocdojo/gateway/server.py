@@ -60,16 +60,13 @@ class WebsocketsSocket:
         goes out once the read being handled is done (outside a read, at the end of the event
         loop's turn), with the others this socket gets meanwhile (`PushConnection.write_soon`)."""
         connection = self.connection
-        transport = connection.transport
-        if transport.get_write_buffer_size() + connection.gathered_size > WRITE_NOW_BUFFER:
-            return False
         protocol = connection.protocol
-        if protocol.state is not State.OPEN or connection.send_in_progress is not None:
-            return True
-        if protocol.extensions:
-            broadcast((connection,), data, raise_exceptions=True)
-        else:
-            connection.write_soon(server_frame(data))
+        if not protocol.extensions:
+            return connection.write_frame(server_frame(data), gather=True)
+        if connection.transport.get_write_buffer_size() > WRITE_NOW_BUFFER:
+            return False
+        if protocol.state is State.OPEN and connection.send_in_progress is None:
+            broadcast((connection,), data, raise_exceptions=True)  # websockets frames it
         return True
 
     def frame_writer(self) -> WriteFrame | None:

@@ -103,6 +103,13 @@ class _RawClient:
             await asyncio.to_thread(self.sock.sendall, chunk)
             await asyncio.sleep(0.001)  # let each chunk arrive as a read of its own
 
+    async def receive(self, size: int) -> bytes:
+        """At least ``size`` bytes from the server."""
+        data = b""
+        while len(data) < size:
+            data += await asyncio.to_thread(self.sock.recv, 4096)
+        return data
+
     async def read_close(self) -> bytes:
         data = b""
         while chunk := await asyncio.to_thread(self.sock.recv, 4096):
@@ -111,6 +118,14 @@ class _RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+async def _until(found: list[Any]) -> None:
+    """Wait (up to 2 s) until the server side recorded something in ``found``."""
+    for _ in range(200):
+        if found:
+            return
+        await asyncio.sleep(0.01)
 
 
 async def _server(handler: Any) -> Any:
@@ -275,10 +290,7 @@ async def test_a_real_clients_binary_messages_take_the_fast_path() -> None:
                 if len(got) == len(sent):
                     break
                 await asyncio.sleep(0.01)
-        for _ in range(200):
-            if fast:
-                break
-            await asyncio.sleep(0.01)
+        await _until(fast)
     assert got == sent
     assert fast == [len(sent)]
 
@@ -332,10 +344,7 @@ async def test_frames_gathered_for_a_closed_transport_are_dropped() -> None:
         port = next(iter(server.sockets)).getsockname()[1]
         async with connect(f"ws://127.0.0.1:{port}/x", compression=None):
             pass
-        for _ in range(200):
-            if done:
-                break
-            await asyncio.sleep(0.01)
+        await _until(done)
     assert done == [0]
 
 
@@ -368,14 +377,9 @@ async def test_what_a_read_makes_the_server_write_goes_out_when_the_read_is_hand
             Frame(Opcode.BINARY, data).serialize(mask=False)
             for data in (b"ab", b"AB", b"cd", b"CD")
         )
-        received = b""
-        while len(received) < len(expected):
-            received += await asyncio.to_thread(client.sock.recv, 4096)
+        received = await client.receive(len(expected))
         client.close()
-        for _ in range(200):
-            if after:
-                break
-            await asyncio.sleep(0.01)
+        await _until(after)
     assert received == expected
     assert during == [(0, False), (0, False)]  # held while the read is handled
     assert after == [(4, 1)]
@@ -437,14 +441,9 @@ async def test_a_one_message_reads_fan_out_writes_each_frame_at_once() -> None:
         await client.send([_frame(Opcode.BINARY, b"late")])
         words = b"ab AB cd CD ef EF first second late LATE".split()
         expected = b"".join(Frame(Opcode.BINARY, w).serialize(mask=False) for w in words)
-        received = b""
-        while len(received) < len(expected):
-            received += await asyncio.to_thread(client.sock.recv, 4096)
+        received = await client.receive(len(expected))
         client.close()
-        for _ in range(200):
-            if after:
-                break
-            await asyncio.sleep(0.01)
+        await _until(after)
     assert received == expected
     # ab: written as they came (writes 1, 2); cd, ef: held until their read was done (one
     # write); late: the four frames follow "first", gathered, and go out at the turn's end
