@@ -83,7 +83,7 @@ class Outgoing:
         self._queue.extendleft(reversed(first))
         self._task = asyncio.get_running_loop().create_task(self._write())
         self._wake.set()
-        if not self.closed and self._send_now is not None:
+        if not self.closed:
             self._direct = self._write_frame
 
     def put_framed(self, message: bytes, frame: bytes) -> None:

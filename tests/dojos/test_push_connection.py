@@ -128,6 +128,29 @@ async def _until(found: list[Any]) -> None:
         await asyncio.sleep(0.01)
 
 
+async def _echo(
+    on_message: Any, reads: list[bytes], expected: bytes
+) -> tuple[bytes, tuple[int, int]]:
+    """A server handing each message to ``on_message(connection, message)``, a raw client
+    sending ``reads`` (one read each): the bytes it received (``len(expected)``) and the
+    server's (frames written, writes) once the client is gone."""
+    after: list[tuple[int, int]] = []
+
+    async def handler(connection: Any) -> None:
+        connection.consume(lambda message: on_message(connection, message))
+        await connection.wait_closed()
+        after.append((connection.frames_written, connection.writes))
+
+    async with await _server(handler) as server:
+        client = _RawClient(next(iter(server.sockets)).getsockname()[1])
+        await client.open()
+        await client.send(reads)
+        received = await client.receive(len(expected))
+        client.close()
+        await _until(after)
+    return received, after[0]
+
+
 async def _server(handler: Any) -> Any:
     return await serve(handler, "127.0.0.1", 0, create_connection=PushConnection, max_size=MAX_SIZE)
 
@@ -354,35 +377,23 @@ async def test_what_a_read_makes_the_server_write_goes_out_when_the_read_is_hand
     from pocdojo.gateway.connection import server_frame
 
     during: list[tuple[int, bool]] = []
-    after: list[tuple[int, int]] = []
 
-    async def handler(connection: Any) -> None:
-        def echo_twice(message: bytes | str) -> None:
-            assert isinstance(message, bytes)
-            connection.write_soon(server_frame(message))
-            connection.write_soon(server_frame(message.upper()))
-            during.append((connection.writes, connection._writes._scheduled))
+    def echo_twice(connection: Any, message: bytes | str) -> None:
+        assert isinstance(message, bytes)
+        connection.write_soon(server_frame(message))
+        connection.write_soon(server_frame(message.upper()))
+        during.append((connection.writes, connection._writes._scheduled))
 
-        connection.consume(echo_twice)
-        await connection.wait_closed()
-        after.append((connection.frames_written, connection.writes))
-
-    async with await _server(handler) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        client = _RawClient(port)
-        await client.open()
-        # Two messages in one read: four frames, one write.
-        await client.send([_frame(Opcode.BINARY, b"ab") + _frame(Opcode.BINARY, b"cd")])
-        expected = b"".join(
-            Frame(Opcode.BINARY, data).serialize(mask=False)
-            for data in (b"ab", b"AB", b"cd", b"CD")
-        )
-        received = await client.receive(len(expected))
-        client.close()
-        await _until(after)
+    # Two messages in one read: four frames, one write.
+    expected = b"".join(
+        Frame(Opcode.BINARY, data).serialize(mask=False) for data in (b"ab", b"AB", b"cd", b"CD")
+    )
+    received, after = await _echo(
+        echo_twice, [_frame(Opcode.BINARY, b"ab") + _frame(Opcode.BINARY, b"cd")], expected
+    )
     assert received == expected
     assert during == [(0, False), (0, False)]  # held while the read is handled
-    assert after == [(4, 1)]
+    assert after == (4, 1)
 
 
 async def test_one_failing_flush_does_not_strand_the_other_sockets() -> None:
@@ -416,39 +427,29 @@ async def test_a_one_message_reads_fan_out_writes_each_frame_at_once() -> None:
     from pocdojo.gateway.connection import server_frame
 
     during: list[int] = []
-    after: list[tuple[int, int]] = []
 
-    async def handler(connection: Any) -> None:
-        def echo(message: bytes | str) -> None:
-            assert isinstance(message, bytes)
-            if message == b"late":  # outside a read: gathered first, then written directly
-                connection.write_soon(server_frame(b"first"))
-                assert connection.write_frame(server_frame(b"second"))
-            assert connection.write_frame(server_frame(message))
-            assert connection.write_frame(server_frame(message.upper()))
-            during.append(connection.writes)
+    def echo(connection: Any, message: bytes | str) -> None:
+        assert isinstance(message, bytes)
+        if message == b"late":  # a frame gathered for the turn first: the next ones join it
+            connection.write_soon(server_frame(b"first"))
+            assert connection.write_frame(server_frame(b"second"))
+        assert connection.write_frame(server_frame(message))
+        assert connection.write_frame(server_frame(message.upper()))
+        during.append(connection.writes)
 
-        connection.consume(echo)
-        await connection.wait_closed()
-        after.append((connection.frames_written, connection.writes))
-
-    async with await _server(handler) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        client = _RawClient(port)
-        await client.open()
-        await client.send([_frame(Opcode.BINARY, b"ab")])  # one message: two writes
-        await client.send([_frame(Opcode.BINARY, b"cd") + _frame(Opcode.BINARY, b"ef")])
-        await client.send([_frame(Opcode.BINARY, b"late")])
-        words = b"ab AB cd CD ef EF first second late LATE".split()
-        expected = b"".join(Frame(Opcode.BINARY, w).serialize(mask=False) for w in words)
-        received = await client.receive(len(expected))
-        client.close()
-        await _until(after)
+    words = b"ab AB cd CD ef EF first second late LATE".split()
+    expected = b"".join(Frame(Opcode.BINARY, w).serialize(mask=False) for w in words)
+    reads = [
+        _frame(Opcode.BINARY, b"ab"),  # one message: two writes
+        _frame(Opcode.BINARY, b"cd") + _frame(Opcode.BINARY, b"ef"),
+        _frame(Opcode.BINARY, b"late"),
+    ]
+    received, after = await _echo(echo, reads, expected)
     assert received == expected
     # ab: written as they came (writes 1, 2); cd, ef: held until their read was done (one
     # write); late: the four frames follow "first", gathered, and go out at the turn's end
     assert during == [2, 2, 2, 3]
-    assert after == [(10, 4)]
+    assert after == (10, 4)
 
 
 async def test_a_fan_out_to_a_socket_that_does_not_read_queues_and_keeps_the_order() -> None:
