@@ -103,3 +103,39 @@ def test_edits_lost_in_a_crash_come_back_when_clients_resync() -> None:
     expected = {"main.py": "zero\none\ntwo\nthree\n"}
     assert room.session.files() == a.files() == b.files() == expected
     assert room.closed == {}
+
+
+# Updates a JavaScript client (npm yjs 13) made, as it sent them: creating main.py with
+# "# starter\n", then inserting "x" twice; and one deleting three characters.
+YJS_TYPING = [
+    "0102e693d9f10e0027010566696c6573076d61696e2e7079020400e693d9f10e000a2320737461727465720a00",
+    "0101e693d9f10e0bc4e693d9f10e05e693d9f10e06017800",
+    "0101e693d9f10e0cc4e693d9f10e02e693d9f10e03017800",
+]
+
+
+def test_an_ordinary_edit_takes_effect_as_sent_and_skips_the_pending_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An edit that integrates whole takes effect as exactly the bytes sent, Yjs's encoding as
+    well as pycrdt's, so `_left_pending` (a state vector and a diff per edit) is not needed;
+    a gap (above) is still caught by it."""
+
+    def not_needed(self: DojoSession, update: bytes) -> bool:
+        raise AssertionError("an ordinary edit went through the pending check")
+
+    session = DojoSession("d")
+    session.connect("js", can_write=True, now=0.0)
+    session.connect("py", can_write=True, now=0.0)
+    monkeypatch.setattr(DojoSession, "_left_pending", not_needed)
+    for update in map(bytes.fromhex, YJS_TYPING):
+        outcome = session.receive("js", encode(SyncUpdate(update)), now=0.0)
+        assert outcome.stored == [update]
+    assert session.files()["main.py"].count("x") == 2
+
+    session = DojoSession("d")
+    session.connect("py", can_write=True, now=0.0)
+    _, updates = _author()
+    for update in updates:
+        assert session.receive("py", encode(SyncUpdate(update)), now=0.0).stored == [update]
+    assert session.files() == {"main.py": "bbba", "README.md": "c"}
