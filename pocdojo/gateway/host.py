@@ -185,21 +185,24 @@ class SessionHost:
                 self.observe_backlog()
         self.observe_backlog()
 
-    def observe_backlog(self) -> None:
+    def backlog(self) -> tuple[int, float]:
         """The update-log backlog of the whole process: every hosted session's pending
-        updates, and the age of the oldest (gauges hold one value per process: sessions
-        setting them in turn would overwrite each other, and a stuck dojo could hide behind
-        a healthy one)."""
+        updates, and the age of the oldest in seconds (0 when nothing waits)."""
         pending, oldest = 0, None
         for local in self._sessions.values():
             count, since = local.session.backlog()
             pending += count
             if since is not None and (oldest is None or since < oldest):
                 oldest = since
+        return pending, 0.0 if oldest is None else time.monotonic() - oldest
+
+    def observe_backlog(self) -> None:
+        """Set the backlog gauges to `backlog` (gauges hold one value per process: sessions
+        setting them in turn would overwrite each other, and a stuck dojo could hide behind
+        a healthy one)."""
+        pending, age = self.backlog()
         DOJO_UPDATE_LOG_BACKLOG.set(pending)
-        DOJO_UPDATE_LOG_OLDEST_UNFLUSHED_AGE.set(
-            0.0 if oldest is None else time.monotonic() - oldest
-        )
+        DOJO_UPDATE_LOG_OLDEST_UNFLUSHED_AGE.set(age)
 
     async def flush(self) -> int:
         taken: list[tuple[DojoSessionActor, list[bytes]]] = []
