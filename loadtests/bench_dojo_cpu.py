@@ -43,6 +43,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
 from pycrdt import Doc, Map, Text, TransactionEvent
 
 from loadtests import bench_dojo as dojo_bench
@@ -198,20 +199,13 @@ def drive(
         "us_per_edit": (cpu1 - cpu0) / len(order) * 1e6,
         "cpu_percent": 100 * (cpu1 - cpu0) / (wall1 - wall0),
         "received_kib": received / 1024,
-        "rss_mib": rss_mib(pid),
+        "rss_mib": dojo_bench.rss_mib([psutil.Process(pid)]),
     }
 
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 @contextmanager

@@ -300,11 +300,9 @@ class DojoSessionActor:
             DOJO_UPDATES.labels("applied").inc(applied)
         if self._hosted:
             return  # the host reports its sessions' backlogs together (one gauge a process)
-        DOJO_UPDATE_LOG_BACKLOG.set(len(self._pending))
-        since = self._pending_since
-        DOJO_UPDATE_LOG_OLDEST_UNFLUSHED_AGE.set(
-            time.monotonic() - since if since is not None and self._pending else 0.0
-        )
+        pending, since = self.backlog()
+        DOJO_UPDATE_LOG_BACKLOG.set(pending)
+        DOJO_UPDATE_LOG_OLDEST_UNFLUSHED_AGE.set(0.0 if since is None else time.monotonic() - since)
 
     def _should_snapshot(self) -> bool:
         if self._unsnapshotted_bytes == 0:
