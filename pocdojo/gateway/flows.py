@@ -25,7 +25,7 @@ from websockets.exceptions import WebSocketException
 
 from pocdojo.api.context import Services
 from pocdojo.errors import DomainError, NotFound
-from pocdojo.gateway.hub import DojoHub, LinkBroken, Outgoing
+from pocdojo.gateway.hub import DojoHub, DojoLink, LinkBroken, Outgoing
 from pocdojo.metrics import DOJO_ACTOR_RESTARTS, DOJO_CLIENTS_CONNECTED
 from pocdojo.observability import tracing
 from pocdojo.storage import dojos
@@ -261,18 +261,43 @@ async def _run_sync(
         send_now=getattr(socket, "send_now", None),
         write_frame=socket.frame_writer() if hasattr(socket, "frame_writer") else None,
     )
-    with tracing.tracer().start_as_current_span("dojo join"):
-        link = await hub.join(
-            str(principal.tenant_id),
-            str(dojo.id),
-            conn_id,
-            str(principal.user_id),
-            dojo.status == "live",
-            out,
-        )
-    if link is None:
-        await socket.close(TRY_AGAIN_LATER, "session unavailable, retry")
-        return
+    # The join is announced before the joiner gets its sync, so that nothing the joiner does
+    # (an edit, a chat sent over HTTP) can reach `/events` ahead of it; from here on every
+    # exit path announces the leave (and, once joined, tells the session we left, or it
+    # never goes idle).
+    link: DojoLink | None = None
+    try:
+        await _presence(services, principal, dojo, joined=True)
+        with tracing.tracer().start_as_current_span("dojo join"):
+            link = await hub.join(
+                str(principal.tenant_id),
+                str(dojo.id),
+                conn_id,
+                str(principal.user_id),
+                dojo.status == "live",
+                out,
+            )
+        if link is None:
+            await socket.close(TRY_AGAIN_LATER, "session unavailable, retry")
+            return
+        await _serve(link, socket, conn_id, out)
+    finally:
+        if link is not None:
+            # Detached before any await: this task may be cancelled (a proxied socket
+            # cut). Each wait below is bounded: a session or store that does not answer
+            # must not keep a dead socket's task alive.
+            leaving = link.detach(conn_id)
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(leaving, CLEANUP_WAIT_S)
+        left = asyncio.ensure_future(_presence(services, principal, dojo, joined=False))
+        _CLEANUPS.add(left)  # the loop holds tasks weakly; this one may outlive the socket's
+        left.add_done_callback(_CLEANUPS.discard)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(left), CLEANUP_WAIT_S)
+
+
+async def _serve(link: DojoLink, socket: Socket, conn_id: str, out: Outgoing) -> None:
+    """Hand the client's messages to the session until the socket or the link ends."""
 
     def take(data: bytes | str) -> bool:
         """One message from the client; False once the socket is being closed."""
@@ -283,10 +308,7 @@ async def _run_sync(
         return not out.closed
 
     listen: Listen | None = getattr(socket, "listen", None)
-    # From here on the actor knows this connection: every exit path must tell it we left,
-    # or the session never goes idle.
     try:
-        await _presence(services, principal, dojo, joined=True)
         if listen is not None:
             await listen(take)
         else:
@@ -297,19 +319,7 @@ async def _run_sync(
         out.close(SERVICE_RESTART, "session restarting, reconnect")
     except asyncio.CancelledError:
         if not out.broken:
-            raise  # cancelled from outside; the cleanup below still runs
-    finally:
-        # Detached before any await: this task may be cancelled (a proxied socket cut).
-        # Each wait below is bounded: a session or store that does not answer must not
-        # keep a dead socket's task alive.
-        leaving = link.detach(conn_id)
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(leaving, CLEANUP_WAIT_S)
-        left = asyncio.ensure_future(_presence(services, principal, dojo, joined=False))
-        _CLEANUPS.add(left)  # the loop holds tasks weakly; this one may outlive the socket's
-        left.add_done_callback(_CLEANUPS.discard)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(left), CLEANUP_WAIT_S)
+            raise  # cancelled from outside; the caller's cleanup still runs
 
 
 async def run_events(

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -17,7 +18,8 @@ from pycrdt import Doc, Map, Text
 from pocdojo.actors.dojo_session import NAMESPACE, DojoSessionRemote, actor_name
 from pocdojo.api.context import Services, open_services
 from pocdojo.engine.protocol import encode_sync_update
-from pocdojo.gateway.flows import admit, run_sync
+from pocdojo.gateway import hub as hub_module
+from pocdojo.gateway.flows import TRY_AGAIN_LATER, admit, events_channel, run_sync
 from pocdojo.gateway.hub import DojoHub
 from pocdojo.gateway.server import run_gateway
 from pocdojo.settings import Settings
@@ -250,3 +252,63 @@ async def test_a_socket_that_dies_silently_is_dropped(
         await asyncio.wait_for(run_sync(hub, services, _DeadSocket(), who, row), timeout=30)
         assert await _wait_for_connections(actor, 0) == 0
         assert hub.links() == 0
+
+
+class _ClosedSocket(_StuckSocket):
+    """A socket that records how the gateway closed it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed: tuple[int, str] | None = None
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+class _NoSession:
+    """A session handle whose joins always fail (a session that never comes up)."""
+
+    class join:  # shaped like a Ray actor method
+        @staticmethod
+        def remote(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("session unavailable")
+
+
+async def test_a_join_that_fails_is_announced_with_its_leave(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    tenant: TenantFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The join is announced before the joiner's sync; when no sync comes, the leave follows
+    and the participation is closed, so presence never shows a ghost."""
+    monkeypatch.setattr(hub_module, "JOIN_ATTEMPTS", 2)
+    dojo = await new_dojo(client, tenant.member)
+    async with open_services(settings) as services:
+        principal, row = await admit(services, tenant.member.token, dojo["id"])
+        pubsub = services.redis.pubsub()
+        await pubsub.subscribe(events_channel(principal.tenant_id, row.id))
+        try:
+            socket = _ClosedSocket()
+            hub = DojoHub(lambda _t, _d: _NoSession())
+            await asyncio.wait_for(run_sync(hub, services, socket, principal, row), timeout=30)
+            assert socket.closed == (TRY_AGAIN_LATER, "session unavailable, retry")
+            assert not socket.sent
+            types: list[str] = []
+            deadline = asyncio.get_running_loop().time() + 10
+            while len(types) < 2 and asyncio.get_running_loop().time() < deadline:
+                # None for the subscription's own confirmation, or nothing within the timeout
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                if message is not None:
+                    types.append(json.loads(message["data"])["type"])
+            assert types == ["participant.joined", "participant.left"]
+        finally:
+            await pubsub.unsubscribe()
+            await cast(Any, pubsub).aclose()
+        async with services.db.tenant_tx(principal.tenant_id) as conn:
+            left = await conn.fetch(
+                "select left_at from dojo_participation where dojo_id = $1 and user_id = $2",
+                row.id,
+                principal.user_id,
+            )
+    assert [r["left_at"] is not None for r in left] == [True]
