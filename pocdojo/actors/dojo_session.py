@@ -209,6 +209,8 @@ class DojoSessionActor:
             if not await self.flush():
                 await asyncio.sleep(1.0)
         await self._snapshot()
+        if self._session is not None:
+            self._session.close()  # its document is freed with it (see DojoSession.close)
         DOJOS_LIVE.dec()
         log.info("dojo %s: idle for %.0fs, state persisted, stopping", self._dojo, self._idle_s)
         if self._on_stopped is not None:
@@ -232,8 +234,10 @@ class DojoSessionActor:
             await asyncio.sleep(0.2)
         for task in self._tasks:
             task.cancel()
-        if self._session is not None and self._ready.is_set():
-            DOJOS_LIVE.dec()
+        if self._session is not None:
+            self._session.close()
+            if self._ready.is_set():
+                DOJOS_LIVE.dec()
         gateways = list(self._gateways.values())
         self._gateways.clear()
         for gateway in gateways:

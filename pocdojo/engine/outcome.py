@@ -15,6 +15,7 @@ class CloseCode(enum.IntEnum):
     UNSUPPORTED_DATA = 1003
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
+    SERVICE_RESTART = 1012
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ they cost O(1) amortised per byte.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -86,6 +87,7 @@ UNAPPLICABLE: Final = "update cannot be applied"
 BAD_STATE_VECTOR: Final = "invalid state vector"
 TOO_MANY_CLIENTS: Final = "too many awareness clients"
 OUT_OF_ORDER: Final = "too many out-of-order updates"
+SESSION_CLOSED: Final = "session stopped, reconnect"
 
 
 class InvalidUpdate(ValueError):
@@ -117,6 +119,20 @@ class _Connection:
     resyncs: int = 0
 
 
+def _collector(events: list[tuple[int | None, bytes]]) -> Callable[[TransactionEvent], None]:
+    """The document observer: appends each transaction's (origin hash, update) to
+    ``events``. It must not hold the session: pycrdt keeps observers on the Rust side, where
+    Python's collector cannot see them, so a session <-> document cycle through one would
+    never be freed (every dojo a gateway ever hosted would stay in memory)."""
+
+    def on_transaction(event: TransactionEvent) -> None:
+        # pycrdt's stub omits TransactionEvent.transaction; its origin() is the origin's hash.
+        origin_hash: int | None = event.transaction.origin()  # type: ignore[attr-defined]
+        events.append((origin_hash, event.update))
+
+    return on_transaction
+
+
 def _pycrdt_failed(exc: BaseException) -> bool:
     """Whether ``exc`` is pycrdt refusing input: an exception, or a Rust panic surfacing as
     pyo3's ``PanicException``, which derives from BaseException."""
@@ -145,6 +161,7 @@ class DojoSession:
         self._connections: dict[str, _Connection] = {}
         self._awareness = AwarenessRegistry(limits.max_awareness_clients)
         self._events: list[tuple[int | None, bytes]] = []
+        self._closed: Close | None = None
         self._doc, self._files = self._observed_doc()
         self._base = self._doc.get_update()
         self._base_bytes = len(self._base)
@@ -154,8 +171,24 @@ class DojoSession:
             try:
                 self._apply(initial_update, Origin.REPLAY)
             except _Rejected as exc:
+                self.close()
                 raise InvalidUpdate(exc.reason) from None
             self._checkpoint()
+
+    def close(self) -> None:
+        """The session is over: release its document (reading it, `files` and
+        `state_update`, still works). Every connection, and any that connects later, is
+        answered with 1012. pycrdt keeps a document's observers on the Rust side, out of
+        the collector's sight, and its observer wrapper holds the document: a document still
+        observed is never freed, so a host that drops sessions without closing them keeps
+        every dojo it ever held. Idempotent."""
+        if self._closed is not None:
+            return
+        self._closed = Close(CloseCode.SERVICE_RESTART, SESSION_CLOSED)
+        self._doc.unobserve(self._subscription)
+        for conn in self._connections.values():
+            if conn.closed is None:
+                conn.closed = self._closed
 
     # -- connections ------------------------------------------------------------------
 
@@ -178,6 +211,7 @@ class DojoSession:
             can_write,
             TokenBucket(limits.updates_per_second, limits.update_burst, now),
             read_state_vector(state),
+            closed=self._closed,
         )
         messages = [encode(SyncStep1(state)), encode(SyncStep2(self._doc.get_update()))]
         present = self._awareness.entries()
@@ -347,13 +381,8 @@ class DojoSession:
     def _observed_doc(self) -> tuple[Doc[Any], Map[Any]]:
         doc = new_doc()
         files = files_map(doc)
-        doc.observe(self._on_transaction)
+        self._subscription = doc.observe(_collector(self._events))
         return doc, files
-
-    def _on_transaction(self, event: TransactionEvent) -> None:
-        # pycrdt's stub omits TransactionEvent.transaction; its origin() is the origin's hash.
-        origin_hash: int | None = event.transaction.origin()  # type: ignore[attr-defined]
-        self._events.append((origin_hash, event.update))
 
     def _take_effects(self) -> list[tuple[Origin, bytes]]:
         effects = [
@@ -434,7 +463,8 @@ class DojoSession:
             doc.apply_update(self._base)
             for update in self._since:
                 doc.apply_update(update)
-        doc.observe(self._on_transaction)
+        self._doc.unobserve(self._subscription)  # see `close`: the old one is freed
+        self._subscription = doc.observe(_collector(self._events))
         self._doc, self._files = doc, files_map(doc)
         self._events.clear()
         self._checkpoint()

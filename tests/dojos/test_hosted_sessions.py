@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import subprocess
 import sys
 import time
+import weakref
 
 import httpx
 import pytest
@@ -194,8 +196,16 @@ async def test_idle_hosted_session_stops_after_persisting_and_comes_back(
         writer = await YClient(sync_url(gw.url, dojo["id"], tenant.member.token)).connect()
         writer.edit("kept.py", 0, "print('still here')\n")
         await asyncio.sleep(0.3)
+        host = gw.gateway.hub.host
+        assert host is not None
+        live = host._sessions[key].session._session
+        assert live is not None
+        document = weakref.ref(live._doc)
+        del live
         await writer.close()
         await eventually(lambda: key not in _hosted(gw), within_s=30)
+        # The stopped session's document is freed with it, not kept by the process.
+        await eventually(lambda: gc.collect() >= 0 and document() is None, within_s=10)
         await eventually_async(lambda: _lease(settings, tenant, dojo["id"]), None, 10)
         reader = await YClient(sync_url(gw.url, dojo["id"], tenant.member.token)).connect()
         try:
