@@ -121,9 +121,8 @@ class _Connection:
 
 def _collector(events: list[tuple[int | None, bytes]]) -> Callable[[TransactionEvent], None]:
     """The document observer: appends each transaction's (origin hash, update) to
-    ``events``. It must not hold the session: pycrdt keeps observers on the Rust side, where
-    Python's collector cannot see them, so a session <-> document cycle through one would
-    never be freed (every dojo a gateway ever hosted would stay in memory)."""
+    ``events``. It holds the list, not the session, so that a session dropped without
+    `DojoSession.close` leaks only its document, not its connections and awareness too."""
 
     def on_transaction(event: TransactionEvent) -> None:
         # pycrdt's stub omits TransactionEvent.transaction; its origin() is the origin's hash.
