@@ -16,6 +16,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import quote
 
@@ -108,35 +109,44 @@ async def admit(
     return principal, dojo
 
 
-async def _participation(
-    services: Services, principal: Principal, dojo_id: uuid.UUID, *, joined: bool
-) -> None:
+async def _joined(services: Services, principal: Principal, dojo: dojos.Dojo) -> datetime | None:
+    """Record and announce a join; the participation row's key (its ``joined_at``), None if
+    it could not be recorded."""
+    started: datetime | None = None
     with contextlib.suppress(DomainError):
         async with services.db.tenant_tx(principal.tenant_id) as conn:
-            if joined:
-                await conn.execute(
-                    "insert into dojo_participation (tenant_id, dojo_id, user_id) "
-                    "values ($1, $2, $3)",
-                    principal.tenant_id,
-                    dojo_id,
-                    principal.user_id,
-                )
-            else:
+            started = await conn.fetchval(
+                "insert into dojo_participation (tenant_id, dojo_id, user_id) "
+                "values ($1, $2, $3) returning joined_at",
+                principal.tenant_id,
+                dojo.id,
+                principal.user_id,
+            )
+    await _announce(services, principal, dojo, "participant.joined")
+    return started
+
+
+async def _left(
+    services: Services, principal: Principal, dojo: dojos.Dojo, joined_at: datetime | None
+) -> None:
+    """Record and announce the leave of the join that returned ``joined_at``: each
+    connection closes its own row, so a user with two tabs open closes the right one
+    whichever leaves first."""
+    if joined_at is not None:
+        with contextlib.suppress(DomainError):
+            async with services.db.tenant_tx(principal.tenant_id) as conn:
                 await conn.execute(
                     """update dojo_participation set left_at = now()
-                       where dojo_id = $1 and user_id = $2 and left_at is null
-                         and joined_at = (select max(joined_at) from dojo_participation
-                                          where dojo_id = $1 and user_id = $2)""",
-                    dojo_id,
+                       where dojo_id = $1 and user_id = $2 and joined_at = $3
+                         and left_at is null""",
+                    dojo.id,
                     principal.user_id,
+                    joined_at,
                 )
+    await _announce(services, principal, dojo, "participant.left")
 
 
-async def _presence(
-    services: Services, principal: Principal, dojo: dojos.Dojo, *, joined: bool
-) -> None:
-    await _participation(services, principal, dojo.id, joined=joined)
-    kind = "participant.joined" if joined else "participant.left"
+async def _announce(services: Services, principal: Principal, dojo: dojos.Dojo, kind: str) -> None:
     await publish_event(
         services.redis,
         principal.tenant_id,
@@ -266,8 +276,9 @@ async def _run_sync(
     # exit path announces the leave (and, once joined, tells the session we left, or it
     # never goes idle).
     link: DojoLink | None = None
+    joined_at: datetime | None = None
     try:
-        await _presence(services, principal, dojo, joined=True)
+        joined_at = await _joined(services, principal, dojo)
         with tracing.tracer().start_as_current_span("dojo join"):
             link = await hub.join(
                 str(principal.tenant_id),
@@ -289,7 +300,7 @@ async def _run_sync(
             leaving = link.detach(conn_id)
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(leaving, CLEANUP_WAIT_S)
-        left = asyncio.ensure_future(_presence(services, principal, dojo, joined=False))
+        left = asyncio.ensure_future(_left(services, principal, dojo, joined_at))
         _CLEANUPS.add(left)  # the loop holds tasks weakly; this one may outlive the socket's
         left.add_done_callback(_CLEANUPS.discard)
         with contextlib.suppress(TimeoutError):

@@ -165,3 +165,23 @@ async def test_events_channel_carries_presence_chat_and_end(
     assert chat["body"] == "ready?"
     assert chat["author"] == str(tenant.member.user_id)
     assert "participant.left" in types
+
+
+async def test_a_user_in_two_tabs_is_online_until_both_have_left(
+    client: httpx.AsyncClient, ws_base: str, tenant: TenantFixture, ray_cluster: object
+) -> None:
+    """Each connection closes its own participation, whichever of a user's tabs leaves first."""
+    dojo = await new_dojo(client, tenant.member)
+    url = sync_url(ws_base, dojo["id"], tenant.member.token)
+
+    async def online() -> list[str]:
+        response = await client.get(f"/v1/dojos/{dojo['id']}", headers=tenant.member.headers)
+        assert response.status_code == 200
+        return list(response.json()["participants_online"])
+
+    first = await YClient(url).connect()
+    second = await YClient(url).connect()
+    assert await online() == [str(tenant.member.user_id)]
+    await first.close()
+    await second.close()
+    await eventually_async(online, [], 10)
