@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pycrdt import Doc, Map, Text, TransactionEvent, get_update
+from pycrdt import Doc, Map, Subscription, Text, TransactionEvent, get_update
 
 from pocdojo.engine.awareness import (
     AwarenessRegistry,
@@ -161,7 +161,8 @@ class DojoSession:
         self._awareness = AwarenessRegistry(limits.max_awareness_clients)
         self._events: list[tuple[int | None, bytes]] = []
         self._closed: Close | None = None
-        self._doc, self._files = self._observed_doc()
+        self._subscription: Subscription | None = None
+        self._doc, self._files = self._observe(new_doc())
         self._base = self._doc.get_update()
         self._base_bytes = len(self._base)
         self._since: list[bytes] = []
@@ -184,7 +185,9 @@ class DojoSession:
         if self._closed is not None:
             return
         self._closed = Close(CloseCode.SERVICE_RESTART, SESSION_CLOSED)
-        self._doc.unobserve(self._subscription)
+        if self._subscription is not None:
+            self._doc.unobserve(self._subscription)
+            self._subscription = None
         for conn in self._connections.values():
             if conn.closed is None:
                 conn.closed = self._closed
@@ -377,11 +380,13 @@ class DojoSession:
 
     # -- the document -------------------------------------------------------------------
 
-    def _observed_doc(self) -> tuple[Doc[Any], Map[Any]]:
-        doc = new_doc()
-        files = files_map(doc)
+    def _observe(self, doc: Doc[Any]) -> tuple[Doc[Any], Map[Any]]:
+        """Make ``doc`` the observed document: the one observed before, if any, is released
+        (see `close`: an observed document is never freed). Returns it and its files map."""
+        if self._subscription is not None:
+            self._doc.unobserve(self._subscription)
         self._subscription = doc.observe(_collector(self._events))
-        return doc, files
+        return doc, files_map(doc)
 
     def _take_effects(self) -> list[tuple[Origin, bytes]]:
         effects = [
@@ -462,9 +467,7 @@ class DojoSession:
             doc.apply_update(self._base)
             for update in self._since:
                 doc.apply_update(update)
-        self._doc.unobserve(self._subscription)  # see `close`: the old one is freed
-        self._subscription = doc.observe(_collector(self._events))
-        self._doc, self._files = doc, files_map(doc)
+        self._doc, self._files = self._observe(doc)
         self._events.clear()
         self._checkpoint()
 
